@@ -1,0 +1,1 @@
+"""The remediation executor: YAML runbooks validated by JSON Schemas, run step by step (no Pulumi import here)."""
