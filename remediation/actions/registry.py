@@ -94,7 +94,9 @@ class ActionRegistry:
         try:
             return self._actions[name]
         except KeyError:
-            raise UnknownAction(f"no action named {name!r}; known actions: {', '.join(sorted(self))}") from None
+            raise UnknownAction(
+                f"no action named {name!r}; known actions: {', '.join(sorted(self))}"
+            ) from None
 
     def __contains__(self, name: object) -> bool:
         return name in self._actions
@@ -141,9 +143,7 @@ def action(
 
     def wrap(fn: Run) -> Run:
         where = f"{inspect.getsourcefile(fn)}:{inspect.getsourcelines(fn)[1]}"
-        registry.register(
-            ActionSpec(name, summary, params, mutates, fn, describe, outputs, defined_at=where)
-        )
+        registry.register(ActionSpec(name, summary, params, mutates, fn, describe, outputs, defined_at=where))
         return fn
 
     return wrap

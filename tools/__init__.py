@@ -1,0 +1,1 @@
+"""Python entry points of tools/ (`python -m tools.render`)."""
