@@ -84,7 +84,7 @@ def _api() -> tuple[client.ApiClient, str, Any]:
             client.VersionApi(api).get_code(_request_timeout=3)
             namespace = f"bench-{uuid.uuid4().hex[:6]}"
             core = client.CoreV1Api(api)
-            core.create_namespace({"metadata": {"name": namespace}})
+            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
             return api, f"{namespace} on the local control plane", lambda: core.delete_namespace(namespace)
         except Exception as exc:
             print(f"(no cluster: {exc.__class__.__name__}; using the stand-in API)")

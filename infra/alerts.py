@@ -45,33 +45,44 @@ def alert_rules(a: Alerts, namespace: str) -> list[Obj]:
         _alert(
             "APIHealthCheckFailed",
             'probe_success{job="shorts-health",service="api"} == 0',
-            "2m", "P1", "api-restart",
+            "2m",
+            "P1",
+            "api-restart",
             "API /health has failed for 2 minutes: restart the API.",
         ),
         _alert(
             "DBConnectionPoolExhausted",
             f'sum(pg_stat_activity_count{{state="active"}}) >= {a.db_max_connections}',
-            "2m", "P1", "db-pool-reset",
+            "2m",
+            "P1",
+            "db-pool-reset",
             f"{a.db_max_connections} or more active database connections: reset the connection pool.",
         ),
         _alert(
             "CacheMemoryExceeded",
             f"max(redis_memory_used_bytes / redis_memory_max_bytes) > {a.cache_max_memory_ratio}",
-            "5m", "P2", "cache-flush-warm",
+            "5m",
+            "P2",
+            "cache-flush-warm",
             f"Cache memory above {a.cache_max_memory_ratio:.0%} of maxmemory: flush and warm the cache.",
         ),
         _alert(
             "APIResponseTimeHigh",
             "histogram_quantile(0.95, sum by (le) "
-            f"(rate(traefik_service_request_duration_seconds_bucket{{{api}}}[5m]))) > {a.p95_latency_seconds}",
-            "5m", "P2", "scale-out",
+            f"(rate(traefik_service_request_duration_seconds_bucket{{{api}}}[5m])))"
+            f" > {a.p95_latency_seconds}",
+            "5m",
+            "P2",
+            "scale-out",
             f"API p95 latency above {a.p95_latency_seconds * 1000:.0f} ms: scale out by 2 instances.",
         ),
         _alert(
             "ErrorRateHigh",
             f'sum(rate(traefik_service_requests_total{{{api},code=~"5.."}}[5m]))'
             f" / sum(rate(traefik_service_requests_total{{{api}}}[5m])) > {a.error_ratio}",
-            "5m", "P1", "p0-incident",
+            "5m",
+            "P1",
+            "p0-incident",
             f"API error rate above {a.error_ratio:.1%}: start the incident playbook.",
         ),
         _alert(
@@ -79,22 +90,30 @@ def alert_rules(a: Alerts, namespace: str) -> list[Obj]:
             f"sum(rate(traefik_service_requests_total{{{api}}}[5m])) > {OVERLOAD_FACTOR} * "
             f"sum(rate(traefik_service_requests_total{{{api}}}[5m] offset 1w))"
             " and histogram_quantile(0.95, sum by (le) "
-            f"(rate(traefik_service_request_duration_seconds_bucket{{{api}}}[5m]))) > {a.p95_latency_seconds}",
-            "10m", "P1", "traffic-overload",
+            f"(rate(traefik_service_request_duration_seconds_bucket{{{api}}}[5m])))"
+            f" > {a.p95_latency_seconds}",
+            "10m",
+            "P1",
+            "traffic-overload",
             f"API traffic above {OVERLOAD_FACTOR}x last week's and p95 latency above "
             f"{a.p95_latency_seconds * 1000:.0f} ms: scale out, serve from cache.",
         ),
         _alert(
             "YouTubeQuotaHigh",
             f"shorts_youtube_quota_used_units / {a.youtube_daily_quota_units} > {a.youtube_quota_ratio}",
-            "5m", "P2", "morning-check",
-            f"YouTube API quota above {a.youtube_quota_ratio:.0%} of {a.youtube_daily_quota_units} daily units"
+            "5m",
+            "P2",
+            "morning-check",
+            f"YouTube API quota above {a.youtube_quota_ratio:.0%} of {a.youtube_daily_quota_units}"
+            " daily units"
             f" ({quota_units} units).",
         ),
         _alert(
             "CertificateExpiringSoon",
             f"(probe_ssl_earliest_cert_expiry - time()) / 86400 < {a.certificate_min_days}",
-            "1h", "P3", "morning-check",
+            "1h",
+            "P3",
+            "morning-check",
             f"A TLS certificate expires in less than {a.certificate_min_days} days.",
         ),
     ]

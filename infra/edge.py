@@ -73,7 +73,10 @@ def app_policy_data(args: AppPolicyArgs) -> dict[str, str]:
         "GZIP_LEVEL": z.gzip_level,
         "GZIP_THRESHOLD": z.min_bytes,
     }
-    return {"policy.json": json.dumps(document, indent=2, sort_keys=True), **{k: str(v) for k, v in flat.items()}}
+    return {
+        "policy.json": json.dumps(document, indent=2, sort_keys=True),
+        **{k: str(v) for k, v in flat.items()},
+    }
 
 
 class AppPolicy(pulumi.ComponentResource):
@@ -117,12 +120,22 @@ def rate_limit_spec(tier: str, limit: int, rate_limits: RateLimits) -> Obj:
         # Signed-in users are keyed by the identity header the auth layer in front of Traefik sets.
         criterion = {"requestHeaderName": rate_limits.identity_header}
     # burst = the whole window's budget, like the manual's fixed-window express-rate-limit.
-    return {"rateLimit": {"average": limit, "period": rate_limits.period, "burst": limit, "sourceCriterion": criterion}}
+    return {
+        "rateLimit": {
+            "average": limit,
+            "period": rate_limits.period,
+            "burst": limit,
+            "sourceCriterion": criterion,
+        }
+    }
 
 
 def middleware_specs(args: EdgeArgs) -> dict[str, Obj]:
     c = args.caching
-    specs = {f"ratelimit-{tier}": rate_limit_spec(tier, n, args.rate_limits) for tier, n in args.rate_limits.tiers().items()}
+    specs = {
+        f"ratelimit-{tier}": rate_limit_spec(tier, n, args.rate_limits)
+        for tier, n in args.rate_limits.tiers().items()
+    }
     specs["compress"] = {"compress": {"minResponseBodyBytes": args.compression.min_bytes}}
     for path_class, max_age, immutable in (
         ("static", c.static_max_age_seconds, True),
@@ -136,7 +149,9 @@ def middleware_specs(args: EdgeArgs) -> dict[str, Obj]:
 
 
 def path_prefix(path_class: str, caching: Caching) -> str:
-    return {"static": caching.static_path_prefix, "trending": "/api/trending", "search": "/api/search"}[path_class]
+    return {"static": caching.static_path_prefix, "trending": "/api/trending", "search": "/api/search"}[
+        path_class
+    ]
 
 
 def routes(host: Host, args: EdgeArgs) -> list[Obj]:

@@ -7,6 +7,7 @@ name, parent and inputs (as the engine would receive them); component outputs to
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,7 @@ class _CapturingMonitor(mocks.MockMonitor):
         super().__init__(_Mocks())
         self.captured: dict[str, Captured] = {}
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+    def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             inputs = rpc.deserialize_properties(request.object)
@@ -82,12 +83,14 @@ class _CapturingMonitor(mocks.MockMonitor):
             )
         return response
 
-    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
+    def RegisterResourceOutputs(self, request: Any) -> Any:
         outputs = _plain(rpc.deserialize_properties(request.outputs))
         if request.urn in self.captured:
             self.captured[request.urn].outputs = outputs
         else:
-            self.captured.setdefault("stack-outputs", Captured("stack", "", request.urn, "", False, {}, outputs))
+            self.captured.setdefault(
+                "stack-outputs", Captured("stack", "", request.urn, "", False, {}, outputs)
+            )
         return super().RegisterResourceOutputs(request)
 
 
@@ -120,19 +123,28 @@ def evaluate(stack: str, config: dict[str, Any] | None = None, stacks_dir: Path 
 
     config = stack_config(stack, stacks_dir) if config is None else config
     settings = parse_settings(raw_settings(config), stack)
+    return run_under_mocks(stack, lambda: build_platform(settings), config)
+
+
+def run_under_mocks(
+    stack: str, program: Callable[[], dict[str, Any]], config: dict[str, Any] | None = None
+) -> Evaluation:
+    """Run any program function under mocks (the benchmark's empty baseline uses this too)."""
     monitor = _CapturingMonitor()
     pulumi.runtime.set_mocks(_Mocks(), project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    config = config or {}
     pulumi.runtime.set_all_config({k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()})
     exports: dict[str, Any] = {}
 
-    def program() -> Any:
-        outputs = build_platform(settings)
-        return pulumi.Output.from_input(outputs).apply(exports.update)
+    def run() -> Any:
+        return pulumi.Output.from_input(program()).apply(exports.update)
 
-    pulumi.runtime.test(program)()
+    pulumi.runtime.test(run)()
     resources = [c for key, c in monitor.captured.items() if key != "stack-outputs"]
     return Evaluation(stack, resources, _plain(exports))
 
 
 def stacks(stacks_dir: Path = STACKS_DIR) -> list[str]:
-    return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in stacks_dir.glob("Pulumi.*.yaml"))
+    return sorted(
+        p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in stacks_dir.glob("Pulumi.*.yaml")
+    )

@@ -7,7 +7,9 @@ dictionary a CronJob's is), easy to compare with upstream documentation.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
+
+import pulumi
 
 PART_OF = "shorts-platform"
 TMP = "/tmp"  # the only writable path: the root filesystem is read-only
@@ -15,7 +17,7 @@ TMP = "/tmp"  # the only writable path: the root filesystem is read-only
 Obj = dict[str, Any]
 
 
-def spec(value: Obj) -> Any:
+def spec(value: Obj | list[Obj] | list[dict[str, str]]) -> Any:
     """A camelCase dictionary handed to a typed pulumi-kubernetes resource (it passes such keys through)."""
     return value
 
@@ -33,7 +35,7 @@ def selector(name: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": PART_OF}
 
 
-def metadata(name: str, namespace: str | None, component: str, **extra: Any) -> Any:
+def metadata(name: str, namespace: pulumi.Input[str] | None, component: str, **extra: Any) -> Any:
     meta: Obj = {"name": name, "labels": labels(name, component), **extra}
     if namespace is not None:
         meta["namespace"] = namespace
@@ -65,3 +67,8 @@ def tmp_volume() -> tuple[Obj, Obj]:
         {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
         {"name": "tmp", "mountPath": TMP},
     )
+
+
+def custom_resource_name(resource: pulumi.CustomResource) -> pulumi.Output[str]:
+    """metadata.name of a CustomResource: its outputs are untyped, set on the instance at run time."""
+    return cast(pulumi.Output[Any], cast(Any, resource).metadata).apply(lambda m: str(m["name"]))

@@ -48,7 +48,7 @@ def scheduled_runbooks(s: Schedules) -> list[ScheduledRunbook]:
 
 
 def runbook_files(directory: Path) -> dict[str, str]:
-    """Every runbooks/*.yaml, by file name, in name order (read at run time: the set changes as runbooks land)."""
+    """Every runbooks/*.yaml by file name, in name order; read at run time, as the set changes."""
     if not directory.is_dir():
         return {}
     return {p.name: p.read_text(encoding="utf-8") for p in sorted(directory.glob("*.yaml"))}
@@ -143,8 +143,12 @@ class Operations(pulumi.ComponentResource):
         self.role_binding = k8s.rbac.v1.RoleBinding(
             "remediation-rolebinding",
             metadata=meta.metadata(REMEDIATION, ns, "operations"),
-            role_ref=meta.spec({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": REMEDIATION}),
-            subjects=meta.spec([{"kind": "ServiceAccount", "name": REMEDIATION, "namespace": args.namespace}]),
+            role_ref=meta.spec(
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": REMEDIATION}
+            ),
+            subjects=meta.spec(
+                [{"kind": "ServiceAccount", "name": REMEDIATION, "namespace": args.namespace}]
+            ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role, self.service_account]),
         )
         files = runbook_files(args.runbooks_dir)
@@ -161,7 +165,9 @@ class Operations(pulumi.ComponentResource):
         self.cron_jobs = []
         for job in scheduled_runbooks(args.schedules):
             if f"{job.runbook}.yaml" not in files:
-                pulumi.log.warn(f"runbooks/{job.runbook}.yaml is missing: CronJob {job.runbook} will fail until it exists")
+                pulumi.log.warn(
+                    f"runbooks/{job.runbook}.yaml is missing: CronJob {job.runbook} will fail until it exists"
+                )
             self.cron_jobs.append(
                 k8s.batch.v1.CronJob(
                     job.runbook,

@@ -33,7 +33,9 @@ def build_platform(settings: Settings) -> dict[str, pulumi.Input[object]]:
     )
     ns = ops.namespace_name
     policy = AppPolicy(
-        "app-policy", AppPolicyArgs(ns, settings.rate_limits, settings.caching, settings.compression), opts=opts
+        "app-policy",
+        AppPolicyArgs(ns, settings.rate_limits, settings.caching, settings.compression),
+        opts=opts,
     )
     services = {
         svc.name: WebService(
@@ -52,8 +54,14 @@ def build_platform(settings: Settings) -> dict[str, pulumi.Input[object]]:
         for svc in settings.services
     }
     hosts = tuple(Host(name, f"{name}.{settings.domain}", HOST_PATHS[name]) for name in services)
-    tls = profile["api_url"].startswith("https://")  # the public URL's scheme says whether the edge serves TLS
-    Edge("edge", EdgeArgs(ns, hosts, settings.rate_limits, settings.caching, settings.compression, tls), opts=opts)
+    tls = profile["api_url"].startswith(
+        "https://"
+    )  # the public URL's scheme says whether the edge serves TLS
+    Edge(
+        "edge",
+        EdgeArgs(ns, hosts, settings.rate_limits, settings.caching, settings.compression, tls),
+        opts=opts,
+    )
     Alerting("alerts", AlertingArgs(ns, settings.namespace, settings.alerts), opts=opts)
     return {
         "namespace": ns,

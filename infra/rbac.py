@@ -26,4 +26,7 @@ _RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 
 
 def remediation_rules() -> list[Obj]:
-    return [{"apiGroups": [group], "resources": [resource], "verbs": list(verbs)} for group, resource, verbs in _RULES]
+    return [
+        {"apiGroups": [group], "resources": [resource], "verbs": list(verbs)}
+        for group, resource, verbs in _RULES
+    ]

@@ -2,7 +2,8 @@
 manual's rules, and turned into frozen dataclasses.
 
 A wrong or missing setting never surfaces as a stack trace: every problem is collected and reported at once,
-each naming the stack file, the key, the bad value, what is allowed and the `pulumi config` command that fixes it.
+each naming the stack file, the key, the bad value, what is allowed and the `pulumi config` command that
+fixes it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -258,7 +260,10 @@ def _explain(error: jsonschema.ValidationError, stack: str) -> list[Problem]:
 def _resolve(schema: Mapping[str, Any]) -> dict[str, Any]:
     ref = schema.get("$ref")
     if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        return {**_schema()["$defs"][ref.removeprefix("#/$defs/")], **{k: v for k, v in schema.items() if k != "$ref"}}
+        return {
+            **_schema()["$defs"][ref.removeprefix("#/$defs/")],
+            **{k: v for k, v in schema.items() if k != "$ref"},
+        }
     return dict(schema)
 
 
@@ -340,7 +345,7 @@ def semantic_problems(raw: Mapping[str, Any], stack: str) -> list[Problem]:
     problems: list[Problem] = []
     weights = list(raw["canary"]["weights"])
     path: tuple[str | int, ...] = ("canary", "weights")
-    increasing = all(b > a for a, b in zip(weights, weights[1:], strict=False))
+    increasing = all(b > a for a, b in pairwise(weights))
     if not increasing or weights[-1] != 100:
         problems.append(
             Problem(
@@ -362,7 +367,9 @@ def semantic_problems(raw: Mapping[str, Any], stack: str) -> list[Problem]:
                     _set_one(path_expr(where), svc["minReplicas"], stack),
                 )
             )
-    images = [(("services", n, "image"), raw["services"][n]["image"]) for n in SERVICE_NAMES]
+    images: list[tuple[tuple[str | int, ...], str]] = [
+        (("services", n, "image"), raw["services"][n]["image"]) for n in SERVICE_NAMES
+    ]
     images.append((("remediation", "image"), raw["remediation"]["image"]))
     for where, image in images:
         if image.endswith(":latest"):
@@ -408,7 +415,10 @@ def _build(raw: Mapping[str, Any], stack: str) -> Settings:
         render_directory=raw.get("renderDirectory"),
         services=tuple(_service(n, raw["services"][n]) for n in SERVICE_NAMES),
         autoscaling=Autoscaling(
-            a["cpuTargetPercent"], a["memoryTargetPercent"], a["scaleUpPods"], a["scaleDownStabilizationSeconds"]
+            a["cpuTargetPercent"],
+            a["memoryTargetPercent"],
+            a["scaleUpPods"],
+            a["scaleDownStabilizationSeconds"],
         ),
         canary=Canary(
             tuple(c["weights"]),
@@ -428,7 +438,10 @@ def _build(raw: Mapping[str, Any], stack: str) -> Settings:
             r.get("clientIpDepth", 0),
         ),
         caching=Caching(
-            k["staticPathPrefix"], k["staticMaxAgeSeconds"], k["trendingMaxAgeSeconds"], k["searchMaxAgeSeconds"]
+            k["staticPathPrefix"],
+            k["staticMaxAgeSeconds"],
+            k["trendingMaxAgeSeconds"],
+            k["searchMaxAgeSeconds"],
         ),
         compression=Compression(z["gzipLevel"], z["minBytes"]),
         alerts=Alerts(

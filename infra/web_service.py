@@ -118,7 +118,9 @@ def rollout_spec(args: WebServiceArgs) -> Obj:
                     "args": [
                         {
                             "name": SERVICE_ARG,
-                            "value": traefik_service_id(args.namespace_name, canary_name(svc.name), SERVICE_PORT),
+                            "value": traefik_service_id(
+                                args.namespace_name, canary_name(svc.name), SERVICE_PORT
+                            ),
                         }
                     ],
                 },
@@ -169,8 +171,10 @@ class WebService(pulumi.ComponentResource):
 
         self.services = [self._service(stable_name(svc.name), args, child)]
         self.services.append(self._service(canary_name(svc.name), args, child))
-        weights = [{"name": s, "port": SERVICE_PORT, "weight": w} for s, w in ((stable_name(svc.name), 100),
-                                                                              (canary_name(svc.name), 0))]
+        weights = [
+            {"name": s, "port": SERVICE_PORT, "weight": w}
+            for s, w in ((stable_name(svc.name), 100), (canary_name(svc.name), 0))
+        ]
         self.traefik_service = k8s.apiextensions.CustomResource(
             f"{svc.name}-weighted",
             api_version="traefik.io/v1alpha1",
@@ -194,9 +198,9 @@ class WebService(pulumi.ComponentResource):
             kind="Rollout",
             metadata=meta.metadata(svc.name, ns, "web"),
             spec=rollout_spec(args),
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[*self.services, self.traefik_service, self.analysis]
-            ),
+            # Not on the Services: pulumi-kubernetes waits until a Service has endpoints, which only this
+            # Rollout's pods provide; the Argo controller itself retries until the Services exist.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.traefik_service, self.analysis]),
         )
         self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
             f"{svc.name}-hpa",
@@ -210,13 +214,13 @@ class WebService(pulumi.ComponentResource):
             spec=meta.spec({"maxUnavailable": 1, "selector": {"matchLabels": meta.selector(svc.name)}}),
             opts=child,
         )
-        self.rollout_name: pulumi.Output[str] = self.rollout.metadata.apply(lambda m: m["name"])
+        self.rollout_name = meta.custom_resource_name(self.rollout)
         self.register_outputs(
             {
                 "rollout": self.rollout_name,
                 "stableService": self.services[0].metadata.name,
                 "canaryService": self.services[1].metadata.name,
-                "traefikService": self.traefik_service.metadata.apply(lambda m: m["name"]),
+                "traefikService": meta.custom_resource_name(self.traefik_service),
                 "hpa": self.hpa.metadata.name,
                 "pdb": self.pdb.metadata.name,
             }
@@ -231,7 +235,9 @@ class WebService(pulumi.ComponentResource):
                 {
                     "type": "ClusterIP",
                     "selector": meta.selector(args.service.name),
-                    "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+                    "ports": [
+                        {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}
+                    ],
                 }
             ),
             opts=opts,

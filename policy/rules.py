@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
+from itertools import pairwise
 from typing import Any
 
 Props = Mapping[str, Any]
@@ -98,7 +99,10 @@ def no_latest_images(resource_type: str, props: Props) -> list[str]:
     for c in containers(kind, props):
         image = c.get("image")
         if isinstance(image, str) and not image_is_pinned(image):
-            out.append(f"{kind} {_name(props)}: container {c.get('name', '?')} uses image {image!r}; pin a tag or digest")
+            out.append(
+                f"{kind} {_name(props)}: container {c.get('name', '?')} uses image {image!r};"
+                " pin a tag or digest"
+            )
     return out
 
 
@@ -114,7 +118,8 @@ def hpa_targets_in_range(resource_type: str, props: Props) -> list[str]:
             percent = target.get("averageUtilization") if isinstance(target, Mapping) else None
             if isinstance(percent, int | float) and not HPA_MIN_PERCENT <= percent <= HPA_MAX_PERCENT:
                 out.append(
-                    f"HorizontalPodAutoscaler {_name(props)}: {_dig(metric, source, 'name')} target {percent:g} %"
+                    f"HorizontalPodAutoscaler {_name(props)}: {_dig(metric, source, 'name')}"
+                    f" target {percent:g} %"
                     f" is outside {HPA_MIN_PERCENT}-{HPA_MAX_PERCENT} %"
                 )
     return out
@@ -128,11 +133,13 @@ def canary_steps_valid(resource_type: str, props: Props) -> list[str]:
     if not isinstance(steps, list):
         return []
     name = _name(props)
-    weights = [(i, s["setWeight"]) for i, s in enumerate(steps) if isinstance(s, Mapping) and "setWeight" in s]
+    weights = [
+        (i, s["setWeight"]) for i, s in enumerate(steps) if isinstance(s, Mapping) and "setWeight" in s
+    ]
     out = []
     if not weights:
         out.append(f"Rollout {name}: canary steps set no weight")
-    for (_, before), (_, after) in zip(weights, weights[1:], strict=False):
+    for (_, before), (_, after) in pairwise(weights):
         if not after > before:
             out.append(f"Rollout {name}: canary weight {after} does not increase on {before}")
     if weights and weights[-1][1] != 100:
@@ -185,17 +192,23 @@ def rate_limits_positive(resource_type: str, props: Props) -> list[str]:
         out.append(f"Middleware {name}: rateLimit.average is {average!r}; it must be a positive number")
     period = duration_seconds(limit.get("period"))
     if period is None or period <= 0:
-        out.append(f"Middleware {name}: rateLimit.period is {limit.get('period')!r}; it must be a positive duration")
+        out.append(
+            f"Middleware {name}: rateLimit.period is {limit.get('period')!r}; it must be a positive duration"
+        )
     return out
 
 
 RESOURCE_RULES: dict[str, tuple[str, ResourceRule]] = {
-    "containers-have-probes-and-resources": ("Probes and resource requests/limits on every container",
-                                             probes_and_resources),
+    "containers-have-probes-and-resources": (
+        "Probes and resource requests/limits on every container",
+        probes_and_resources,
+    ),
     "no-latest-images": ("Images are pinned to a tag or digest, never :latest", no_latest_images),
     "hpa-targets-50-90": ("HPA utilization targets between 50 % and 90 %", hpa_targets_in_range),
-    "canary-steps": ("Canary weights strictly increase, end at 100, each partial weight followed by a pause",
-                     canary_steps_valid),
+    "canary-steps": (
+        "Canary weights strictly increase, end at 100, each partial weight followed by a pause",
+        canary_steps_valid,
+    ),
     "no-wildcard-rbac": ("No wildcard verbs, resources or API groups in Roles", no_wildcard_rbac),
     "rate-limits-positive": ("Rate limits have a positive average and period", rate_limits_positive),
 }
@@ -218,8 +231,14 @@ def hpa_owned_without_replicas(resources: Iterable[tuple[str, Props]]) -> list[s
     for resource_type, props in items:
         kind = kind_of(resource_type)
         replicas = _dig(props, "spec", "replicas")
-        if kind in LONG_RUNNING and replicas is not None and _owned(kind, _name(props), _namespace(props), targets):
-            out.append(f"{kind} {_name(props)} sets replicas={replicas} but a HorizontalPodAutoscaler scales it")
+        if (
+            kind in LONG_RUNNING
+            and replicas is not None
+            and _owned(kind, _name(props), _namespace(props), targets)
+        ):
+            out.append(
+                f"{kind} {_name(props)} sets replicas={replicas} but a HorizontalPodAutoscaler scales it"
+            )
     return out
 
 
@@ -230,10 +249,14 @@ def _namespace(props: Props) -> str | None:
 
 def _owned(kind: str, name: str, namespace: str | None, targets: set[tuple[Any, Any, str | None]]) -> bool:
     return any(
-        k == kind and n == name and (namespace is None or ns is None or ns == namespace) for k, n, ns in targets
+        k == kind and n == name and (namespace is None or ns is None or ns == namespace)
+        for k, n, ns in targets
     )
 
 
 STACK_RULES: dict[str, tuple[str, Callable[[Iterable[tuple[str, Props]]], list[str]]]] = {
-    "hpa-owned-workloads-set-no-replicas": ("Workloads scaled by an HPA set no replicas", hpa_owned_without_replicas),
+    "hpa-owned-workloads-set-no-replicas": (
+        "Workloads scaled by an HPA set no replicas",
+        hpa_owned_without_replicas,
+    ),
 }

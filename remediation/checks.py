@@ -147,7 +147,13 @@ class SemanticChecks:
         self.check_on(section, path, step.get("on"))
         retry = _mapping(step.get("retry"))
         low, high = retry.get("initial"), retry.get("max")
-        if is_duration(low) and is_duration(high) and parse_duration(high) < parse_duration(low):
+        if (
+            isinstance(low, str)
+            and isinstance(high, str)
+            and is_duration(low)
+            and is_duration(high)
+            and parse_duration(high) < parse_duration(low)
+        ):
             self.add(
                 f"{path}/retry/max",
                 "the cap is shorter than the initial delay",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -100,7 +101,14 @@ def _parser() -> argparse.ArgumentParser:
         help="run records, audit log and guard state (default .state/ or $REMEDIATION_STATE_DIR)",
     )
     run.add_argument(
-        "--trigger", metavar="FILE", help="JSON {labels: {...}, annotations: {...}} of the alert"
+        "--trigger",
+        metavar="FILE",
+        help="JSON {labels: {...}, annotations: {...}} of the alert (default: $REMEDIATION_TRIGGER)",
+    )
+    run.add_argument(
+        "--escalate-only",
+        action="store_true",
+        help="run only the escalation steps (reason from $REMEDIATION_ESCALATION_REASON)",
     )
 
     docs = sub.add_parser("docs", help="render runbooks as Markdown")
@@ -208,15 +216,20 @@ def _plan(args: argparse.Namespace, registry: ActionRegistry) -> int:
 
 
 def _load_trigger(path: str | None) -> dict[str, Any]:
-    if path is None:
+    """The alert that started the run: --trigger FILE, else $REMEDIATION_TRIGGER (set by the receiver)."""
+    if path is None and not os.environ.get("REMEDIATION_TRIGGER"):
         return {}
+    source = path or "$REMEDIATION_TRIGGER"
     try:
-        value = json.loads(Path(path).read_text(encoding="utf-8"))
+        if path is None:
+            value = json.loads(os.environ["REMEDIATION_TRIGGER"])
+        else:
+            value = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
         raise RunbookInvalid(
             [
                 Problem(
-                    path,
+                    source,
                     "",
                     f"cannot read the trigger: {err}",
                     None,
@@ -228,7 +241,7 @@ def _load_trigger(path: str | None) -> dict[str, Any]:
         isinstance(value.get(k, {}), dict) for k in ("labels", "annotations")
     ):
         raise RunbookInvalid(
-            [Problem(path, "", "a trigger is an object with `labels` and `annotations` objects", None)]
+            [Problem(source, "", "a trigger is an object with `labels` and `annotations` objects", None)]
         )
     return value
 
@@ -285,11 +298,18 @@ def _run(args: argparse.Namespace, registry: ActionRegistry) -> int:
             start_at=args.from_step,
             only_step=args.step,
             previous=previous,
+            escalate_only=_escalation_reason(args),
         )
     )
     if args.output == "json":
         print(result_json(result))
     return result.exit_code
+
+
+def _escalation_reason(args: argparse.Namespace) -> str | None:
+    if not args.escalate_only:
+        return None
+    return os.environ.get("REMEDIATION_ESCALATION_REASON") or "escalation requested (--escalate-only)"
 
 
 def _docs(args: argparse.Namespace, registry: ActionRegistry) -> int:
@@ -303,7 +323,7 @@ def _docs(args: argparse.Namespace, registry: ActionRegistry) -> int:
 
 
 def _actions(args: argparse.Namespace, registry: ActionRegistry) -> int:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, spec in sorted(registry.items().items()):
         props = spec.params.get("properties", {})
         required = set(spec.params.get("required", ()))

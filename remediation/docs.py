@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,9 @@ def render_runbook(runbook: Runbook, registry: ActionRegistry, source: str) -> s
     if runbook.params:
         out += ["## Parameters", "", "| name | type | default | description |", "|---|---|---|---|"]
         for param in runbook.params.values():
-            default = f"`{_yaml(param.default)}`" if param.has_default else "(required)"
+            default = (
+                f"`{json.dumps(param.default, ensure_ascii=False)}`" if param.has_default else "(required)"
+            )
             out.append(f"| `{param.name}` | {param.type} | {_cell(default)} | {_cell(param.description)} |")
         out.append("")
     if runbook.guards is not None:

@@ -168,12 +168,21 @@ class Executor:
         start_at: str | None = None,
         only_step: str | None = None,
         previous: Mapping[str, Mapping[str, Any]] | None = None,
+        escalate_only: str | None = None,
     ) -> RunResult:
-        """Run `runbook`; RunbookInvalid (before anything runs) for unknown steps or missing profile keys."""
+        """Run `runbook`; RunbookInvalid (before anything runs) for unknown steps or missing profile keys.
+
+        `escalate_only` (a reason) runs just the escalation steps: the alert receiver uses it when its
+        own guards refuse a remediation and a human must be told instead.
+        """
         first = _first_index(runbook, start_at, only_step)
         selected = [runbook.steps[first]] if only_step else list(runbook.steps[first:])
+        if escalate_only is not None:
+            selected = []
         _check_profile(runbook, selected, profile)
         run = _Run(self, runbook, params, profile, trigger or {}, previous or {}, only_step, start_at)
+        if escalate_only is not None:
+            return await run.escalate_only(escalate_only)
         return await run.execute(first, selected)
 
 
@@ -319,6 +328,21 @@ class _Run:
         self._release(lease)
         return self._finish()
 
+    async def escalate_only(self, reason: str) -> RunResult:
+        self.executor.reporter.run_started(self.id, self.runbook)
+        self.recorder.audit(
+            "run.started",
+            run=self.id,
+            runbook=self.runbook.name,
+            params=self.params,
+            mode={"kind": "escalate-only"},
+            user=_user(),
+            host=socket.gethostname(),
+        )
+        self.reason = reason
+        await self._escalate()
+        return self._finish()
+
     def _acquire(self) -> Lease:
         guards = self.runbook.guards
         assert guards is not None
@@ -441,7 +465,9 @@ class _Run:
             attempts=result.attempts,
             error=result.error,
         )
-        self.recorder.save(self._record(finished=False))
+        if result.mutates:
+            # after a change the record is rewritten at once; read-only steps rely on the audit line
+            self.recorder.save(self._record(finished=False))
 
     async def _escalate(self) -> None:
         self.outcome = "escalated"

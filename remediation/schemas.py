@@ -96,7 +96,8 @@ def _error_problems(err: ValidationError, doc: Document, base: str) -> list[Prob
     elif validator == "const":
         message = f"must be {err.validator_value!r}, not {instance!r}"
     elif validator == "enum":
-        options = [str(v) for v in list(err.validator_value)]
+        allowed_values: Any = err.validator_value
+        options = [str(v) for v in allowed_values]
         message = f"{instance!r} is not allowed"
         hint = suggest(str(instance), options, "values")
     elif validator == "type":

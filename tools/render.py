@@ -1,4 +1,4 @@
-"""`make render STACK=<stack>`: one YAML manifest per Kubernetes resource of the stack, in build/manifests/<stack>/.
+"""`make render STACK=<stack>`: one YAML manifest per Kubernetes resource, in build/manifests/<stack>/.
 
 The program runs under Pulumi mocks (no engine, no cluster); each manifest is the resource's inputs exactly as
 the engine would receive them. File names start with an apply order (namespace, identities and config,
@@ -65,7 +65,9 @@ def render(stack: str, out_dir: Path, stacks_dir: Path = STACKS_DIR) -> list[Pat
         path = out_dir / file_name(resource)
         if path.exists():
             raise SystemExit(f"two resources would both be written to {path}")
-        path.write_text(yaml.safe_dump(manifest(resource), sort_keys=False, allow_unicode=True), encoding="utf-8")
+        path.write_text(
+            yaml.safe_dump(manifest(resource), sort_keys=False, allow_unicode=True), encoding="utf-8"
+        )
         written.append(path)
     return written
 
@@ -74,11 +76,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.render", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", required=True, help="one of: " + ", ".join(stacks()))
     parser.add_argument("--out", type=Path, help="output directory (default: build/manifests/<stack>)")
-    parser.add_argument("--stacks-dir", type=Path, default=STACKS_DIR, help="where Pulumi.<stack>.yaml files are")
+    parser.add_argument(
+        "--stacks-dir", type=Path, default=STACKS_DIR, help="where Pulumi.<stack>.yaml files are"
+    )
     args = parser.parse_args(argv)
     known = stacks(args.stacks_dir)
     if args.stack not in known:
-        print(f"unknown stack {args.stack!r}: {args.stacks_dir} has {', '.join(known) or 'none'}", file=sys.stderr)
+        print(
+            f"unknown stack {args.stack!r}: {args.stacks_dir} has {', '.join(known) or 'none'}",
+            file=sys.stderr,
+        )
         return 2
     out_dir = args.out or ROOT / "build" / "manifests" / args.stack
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import threading
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from typing import Any, Protocol
 
 from .mapping import Target
 from .payload import Alert
+
+log = logging.getLogger(__name__)
 
 MANAGED_BY = "remediation-receiver"
 LABEL_PREFIX = "remediation.shorts.ops"
@@ -155,6 +158,8 @@ def build_job(request: LaunchRequest, template: JobTemplate) -> dict[str, Any]:
         annotations[f"{LABEL_PREFIX}/escalation-reason"] = request.reason
     env = [
         {"name": "REMEDIATION_TRIGGER", "value": trigger_json(request.alert)},
+        # The root filesystem is read-only: the executor's local state goes to the writable /tmp volume.
+        {"name": "REMEDIATION_STATE_DIR", "value": "/tmp/remediation"},
         {"name": "REMEDIATION_GUARD_KEY", "value": request.guard_key},
     ]
     if request.reason:
@@ -163,6 +168,7 @@ def build_job(request: LaunchRequest, template: JobTemplate) -> dict[str, Any]:
         "name": "remediation",
         "image": template.image,
         "command": command(request),
+        "workingDir": "/tmp",
         "env": env,
         # optional: a namespace without secrets still runs the read-only checks.
         "envFrom": [{"secretRef": {"name": template.secret_name, "optional": True}}],
@@ -258,3 +264,34 @@ class RecordingLauncher:
         with self._lock:
             done, self._finished = self._finished, []
         return done
+
+
+class DryRunLauncher:
+    """`remediation serve --launcher log`: logs the Job it would create; nothing reaches a cluster."""
+
+    def __init__(self, template: JobTemplate, keep: int = 10_000) -> None:
+        self.template = template
+        self._names: dict[str, None] = {}  # insertion-ordered, bounded: same-name launches are dedupes
+        self._keep = keep
+        self._lock = threading.Lock()
+
+    def launch(self, request: LaunchRequest) -> LaunchResult:
+        manifest = build_job(request, self.template)
+        name = manifest["metadata"]["name"]
+        with self._lock:
+            if name in self._names:
+                return LaunchResult(name, created=False)
+            self._names[name] = None
+            if len(self._names) > self._keep:
+                self._names.pop(next(iter(self._names)))
+        container = manifest["spec"]["template"]["spec"]["containers"][0]
+        log.info(
+            "dry run: would create Job %s/%s: %s",
+            self.template.namespace,
+            name,
+            " ".join(container["command"]),
+        )
+        return LaunchResult(name, created=True)
+
+    def finished(self) -> list[FinishedRun]:
+        return []

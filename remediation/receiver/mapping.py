@@ -31,7 +31,7 @@ _KIND_LABELS = (
     ("service", "Service"),
 )
 _KINDS_BY_LOWER = {kind.lower(): kind for _, kind in _KIND_LABELS}
-_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
+_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)$")  # as schemas/runbook.schema.json
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -40,7 +40,7 @@ def parse_duration(text: str) -> float:
     match = _DURATION.match(text.strip())
     if not match:
         raise ValueError(f"{text!r} is not a duration like 100ms, 5s, 10m, 1h or 30d")
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,9 @@ from types import FrameType
 
 from .alertlog import AlertLog
 from .core import Receiver, ReceiverConfig
+from .events import EventRecorder
 from .guards import GuardPolicy, GuardStore, InMemoryGuardStore
-from .jobs import JobLauncher, JobTemplate, RecordingLauncher
+from .jobs import DryRunLauncher, JobLauncher, JobTemplate
 from .mapping import parse_duration
 from .payload import Notification, PayloadError, parse_notification
 
@@ -192,6 +193,8 @@ def _handler_for(server: ReceiverServer) -> type[BaseHTTPRequestHandler]:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
+            if self.close_connection:
+                self.send_header("Connection", "close")  # so the client does not reuse this connection
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
             self.end_headers()
@@ -323,9 +326,11 @@ def _policy(args: argparse.Namespace) -> GuardPolicy:
     )
 
 
-def _backends(args: argparse.Namespace, template: JobTemplate) -> tuple[GuardStore, JobLauncher, object]:
+def _backends(
+    args: argparse.Namespace, template: JobTemplate
+) -> tuple[GuardStore, JobLauncher, EventRecorder | None]:
     if args.store == "memory" and args.launcher == "log":
-        return InMemoryGuardStore(), RecordingLauncher(template), None
+        return InMemoryGuardStore(), DryRunLauncher(template), None
     from .events import KubernetesEvents
     from .guards_cluster import LeaseGuardStore
     from .jobs_cluster import KubernetesJobLauncher
@@ -336,7 +341,7 @@ def _backends(args: argparse.Namespace, template: JobTemplate) -> tuple[GuardSto
         LeaseGuardStore(api, args.namespace) if args.store == "kubernetes" else InMemoryGuardStore()
     )
     launcher: JobLauncher = (
-        KubernetesJobLauncher(api, template) if args.launcher == "kubernetes" else RecordingLauncher(template)
+        KubernetesJobLauncher(api, template) if args.launcher == "kubernetes" else DryRunLauncher(template)
     )
     return store, launcher, KubernetesEvents(api)
 
@@ -361,7 +366,7 @@ def build_server(args: argparse.Namespace) -> ReceiverServer:
         ReceiverConfig(args.runbooks_dir, args.namespace, _policy(args)),
         store,
         launcher,
-        events=events,  # type: ignore[arg-type]
+        events=events,
         alert_log=AlertLog(args.alert_log),
     )
     return ReceiverServer(

@@ -40,7 +40,7 @@ def test_wrong_json_field_is_permanent_and_names_the_field(shorts: ShortsStub) -
 
 
 def test_missing_json_field_is_permanent(shorts: ShortsStub) -> None:
-    with pytest.raises(PermanentError, match="no.such is missing"):
+    with pytest.raises(PermanentError, match=r"no.such is missing"):
         run_action("http.check", {"url": f"{shorts.url}/health", "expect": {"json": {"no.such": 1}}})
 
 
@@ -75,7 +75,7 @@ def test_a_list_of_accepted_statuses(shorts: ShortsStub) -> None:
 
 def test_timeout_is_temporary(shorts: ShortsStub) -> None:
     shorts.behave("/health", delay=2.0)
-    with pytest.raises(TemporaryError, match="timed out after 0.2s") as err:
+    with pytest.raises(TemporaryError, match=r"timed out after 0.2s") as err:
         run_action("http.check", {"url": f"{shorts.url}/health", "timeout": "200ms"})
     assert err.value.output["error"] == "timeout"
 

@@ -236,7 +236,7 @@ def test_terminate_idle_with_nothing_to_do(postgres: PostgresServer) -> None:
 
 def test_a_role_may_not_terminate_another_roles_sessions(postgres: PostgresServer) -> None:
     victim = _session(postgres, "other")
-    with pytest.raises(PermanentError, match="permission denied|must be a member"):
+    with pytest.raises(PermanentError, match=r"permission denied|must be a member"):
         run_action(
             "postgres.terminate_idle",
             {

@@ -59,12 +59,12 @@ def test_scalar_results(prometheus: PrometheusServer) -> None:
 
 
 def test_no_data_is_permanent_with_a_hint(prometheus: PrometheusServer) -> None:
-    with pytest.raises(PermanentError, match="returned no data.*or vector\\(0\\)"):
+    with pytest.raises(PermanentError, match=r"returned no data.*or vector\(0\)"):
         run_action("prometheus.query", {"url": prometheus.url, "query": "no_such_metric"})
 
 
 def test_invalid_promql_is_permanent(prometheus: PrometheusServer) -> None:
-    with pytest.raises(PermanentError, match="refused the query: .*fix the PromQL"):
+    with pytest.raises(PermanentError, match=r"refused the query: .*fix the PromQL"):
         run_action("prometheus.query", {"url": prometheus.url, "query": "sum(("})
 
 

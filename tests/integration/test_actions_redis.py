@@ -69,7 +69,7 @@ def test_refused_connection_is_temporary(refused_port: int) -> None:
 
 
 def test_hung_server_is_a_temporary_timeout(blackhole: Blackhole) -> None:
-    with pytest.raises(TemporaryError, match="[Tt]imeout"):
+    with pytest.raises(TemporaryError, match=r"[Tt]imeout"):
         run_action("redis.info", {"url": f"redis://127.0.0.1:{blackhole.port}/0", "timeout": "300ms"})
 
 

@@ -52,7 +52,7 @@ def test_an_untrusted_certificate_is_permanent(tls_servers: dict[int, TLSServer]
 
 
 def test_a_certificate_for_another_name_is_permanent(tls_servers: dict[int, TLSServer]) -> None:
-    with pytest.raises(PermanentError, match="not valid for api.yourservice.com"):
+    with pytest.raises(PermanentError, match=r"not valid for api.yourservice.com"):
         run_action("tls.certificate", _params(tls_servers[90], server_name="api.yourservice.com"))
 
 

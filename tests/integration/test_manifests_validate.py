@@ -1,7 +1,8 @@
 """Every rendered manifest of every stack is valid for the cluster it targets.
 
 Built-in kinds: strictly (unknown fields rejected) against the Kubernetes OpenAPI schema of the pinned cluster
-version, with kubernetes-validate. Custom kinds: against the openAPIV3Schema of the CRD their project publishes,
+version, with kubernetes-validate. Custom kinds: against the openAPIV3Schema of the CRD their project
+publishes,
 taken from the projects' Go modules by tools/fetch-crds.sh (run here, as on a clean machine), made strict the
 way the API server's strict field validation is: an object with declared properties accepts no other field.
 """

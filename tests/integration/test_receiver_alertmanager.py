@@ -20,9 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from remediation.receiver.alertlog import AlertLog
 from remediation.receiver.core import Receiver, ReceiverConfig
 from remediation.receiver.events import RecordingEvents
-from remediation.receiver.alertlog import AlertLog
 from remediation.receiver.guards import InMemoryGuardStore
 from remediation.receiver.jobs import RecordingLauncher
 from remediation.receiver.server import ReceiverServer, TokenSource
@@ -103,18 +103,19 @@ def start_alertmanager(workdir: Path, receiver_url: str, token_file: Path) -> Al
     }
     (workdir / "alertmanager.yml").write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
     log_path = workdir / "alertmanager.log"
-    process = subprocess.Popen(
-        [
-            ALERTMANAGER,
-            f"--config.file={workdir / 'alertmanager.yml'}",
-            f"--storage.path={workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",  # no gossip: each instance notifies on its own
-            "--log.level=debug",
-        ],
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    with log_path.open("wb") as log_file:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [
+                ALERTMANAGER,
+                f"--config.file={workdir / 'alertmanager.yml'}",
+                f"--storage.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--cluster.listen-address=",  # no gossip: each instance notifies on its own
+                "--log.level=debug",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
     am = Alertmanager(f"http://127.0.0.1:{port}", process, log_path)
 
     def ready() -> bool:

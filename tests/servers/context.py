@@ -48,7 +48,11 @@ def run_action(name: str, params: Mapping[str, Any], ctx: RecordingContext | Non
     spec = load_all().get(name)
     errors = [e.message for e in Draft202012Validator(spec.params).iter_errors(params)]
     assert not errors, f"{name}: test params do not match the schema: {errors}"
-    return asyncio.run(spec.run(ctx or RecordingContext(), params))
+
+    async def run() -> dict[str, Any]:
+        return await spec.run(ctx or RecordingContext(), params)
+
+    return asyncio.run(run())
 
 
 __all__ = ["REGISTRY", "RecordingContext", "run_action"]

@@ -3,6 +3,7 @@
 The exporter serves fixed samples shaped like the service's metrics:
     shorts_youtube_quota_used_units 6000, shorts_youtube_quota_limit_units 8000  (75 % of the quota)
     shorts_http_requests_total{code="200"} 99950, {code="500"} 50                (0.05 % errors)
+and one pod's cAdvisor / kube-state-metrics series (CPU counter flat: 0 % of its limit; memory 50 %).
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ shorts_youtube_quota_limit_units 8000
 # TYPE shorts_http_requests_total counter
 shorts_http_requests_total{code="200"} 99950
 shorts_http_requests_total{code="500"} 50
+# TYPE container_cpu_usage_seconds_total counter
+container_cpu_usage_seconds_total{namespace="shorts",pod="api-1",container="api"} 1000
+# TYPE container_memory_working_set_bytes gauge
+container_memory_working_set_bytes{namespace="shorts",pod="api-1",container="api"} 268435456
+# TYPE kube_pod_container_resource_limits gauge
+kube_pod_container_resource_limits{namespace="shorts",pod="api-1",container="api",resource="cpu"} 1
+kube_pod_container_resource_limits{namespace="shorts",pod="api-1",container="api",resource="memory"} 536870912
 """
 
 
@@ -58,7 +66,7 @@ class PrometheusServer:
         ]  # fmt: skip
         log = self.dir / "prometheus.log"
         self.server = Server("prometheus", argv, log)
-        wait_until(self._has_data, 60, "Prometheus (first scrape)", str(log))
+        wait_until(self._has_data, 60, "Prometheus (two scrapes)", str(log))
         return self
 
     def _has_data(self) -> bool:
@@ -66,8 +74,10 @@ class PrometheusServer:
         if not self.server.alive():
             raise RuntimeError(f"Prometheus exited; see {self.server.log}")
         try:
-            answer = httpx.get(f"{self.url}/api/v1/query", params={"query": "shorts_http_requests_total"})
-            return answer.status_code == 200 and len(answer.json()["data"]["result"]) == 2
+            # rate() needs two scrapes: only then does every kind of query have data
+            query = "rate(container_cpu_usage_seconds_total[1m])"
+            answer = httpx.get(f"{self.url}/api/v1/query", params={"query": query})
+            return answer.status_code == 200 and len(answer.json()["data"]["result"]) == 1
         except httpx.HTTPError:
             return False
 

@@ -5,7 +5,8 @@
 - GET /admin/youtube-quota    {"used": 5200, "limit": 8000}  (the manual's daily quota is 8,000 units)
 - GET /admin/cache-stats      {"hit_rate": 0.0..1.0}  (from its own cache lookups unless overridden)
 - GET /api/trending?region=KR and /api/popular?category=all: cache-aside over a real Redis, as the
-  service does: a miss computes the answer and stores it under `trending:KR` / `popular:all`.
+  service does: a miss computes the answer and stores it under `trending:KR` / `popular:all`
+  (after `key_prefix`, e.g. `cache:trending:KR`, for a service that namespaces its cache keys).
 - GET /status/<code>          answers <code>, for any status a test needs
 
 `behave(path, delay=..., status=...)` makes one path slow or failing; `reset()` restores all.
@@ -64,9 +65,10 @@ class _ShortsHandler(Handler):
 
 
 class ShortsStub(StubServer):
-    def __init__(self, cache: redis.Redis | None = None) -> None:
+    def __init__(self, cache: redis.Redis | None = None, key_prefix: str = "") -> None:
         super().__init__(_ShortsHandler)
         self.cache = cache
+        self.key_prefix = key_prefix
         self.lock = threading.Lock()
         self.reset()
 
@@ -122,7 +124,7 @@ class ShortsStub(StubServer):
 
     def _cached(self, kind: str, arg: str) -> Any:
         """Cache-aside, as the service does: read the key; on a miss compute the answer and store it."""
-        key = f"{kind}:{arg}"
+        key = f"{self.key_prefix}{kind}:{arg}"
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:

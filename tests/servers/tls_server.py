@@ -1,4 +1,4 @@
-"""TLS servers with short-lived self-signed certificates made by openssl (CN and SAN: localhost, 127.0.0.1)."""
+"""TLS servers with short-lived self-signed certificates made by openssl (for localhost and 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -12,29 +12,10 @@ from tests.servers.httpstub import Handler, StubServer
 def make_certificate(directory: Path, days: int, name: str = "localhost") -> tuple[Path, Path]:
     """(certificate, key) valid from now for `days` days."""
     cert, key = directory / f"{name}-{days}d.crt", directory / f"{name}-{days}d.key"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-sha256",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            str(days),
-            "-subj",
-            f"/CN={name}/O=Shorts Test",
-            "-addext",
-            f"subjectAltName=DNS:{name},IP:127.0.0.1",
-        ],  # fmt: skip
-        check=True,
-        capture_output=True,
-    )
+    subject, names = f"/CN={name}/O=Shorts Test", f"subjectAltName=DNS:{name},IP:127.0.0.1"
+    argv = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", str(days)]
+    argv += ["-keyout", str(key), "-out", str(cert), "-subj", subject, "-addext", names]
+    subprocess.run(argv, check=True, capture_output=True)
     return cert, key
 
 

@@ -33,9 +33,17 @@ def test_duration_schema_refuses_what_the_parser_refuses(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("observed", "op", "value", "expected"),
-    [(0.75, "<", 0.8, True), (0.8, "<", 0.8, False), (0.8, "<=", 0.8, True), (1, ">", 0, True),
-     (0, ">=", 1, False), (1, "==", 1, True), (1, "!=", 1, False), (math.nan, "!=", 1, False)],
-)  # fmt: skip
+    [
+        (0.75, "<", 0.8, True),
+        (0.8, "<", 0.8, False),
+        (0.8, "<=", 0.8, True),
+        (1, ">", 0, True),
+        (0, ">=", 1, False),
+        (1, "==", 1, True),
+        (1, "!=", 1, False),
+        (math.nan, "!=", 1, False),
+    ],
+)
 def test_thresholds(observed: float, op: str, value: float, expected: bool) -> None:
     assert holds(observed, {"op": op, "value": value}) is expected
 

@@ -29,8 +29,8 @@ SPECS = load_all().items()
         (
             "postgres.terminate_idle",
             {"dsn": "host=db port=5432 dbname=shorts user=ops", "role": "app"},
-            "would terminate sessions of role 'app' in state 'idle' or 'idle in transaction' for more than 5m "
-            "on host=db port=5432 dbname=shorts user=ops",
+            "would terminate sessions of role 'app' in state 'idle' or 'idle in transaction' "
+            "for more than 5m on host=db port=5432 dbname=shorts user=ops",
         ),
         (
             "postgres.maintain",
@@ -59,7 +59,8 @@ SPECS = load_all().items()
                 "url": "https://api.yourservice.com/health",
                 "expect": {"max_latency_ms": 500, "json": {"status": "ok"}},
             },
-            "would check that GET https://api.yourservice.com/health answers 200 within 500 ms with status as expected",
+            "would check that GET https://api.yourservice.com/health answers 200 within 500 ms "
+            "with status as expected",
         ),
         (
             "http.request",
@@ -101,7 +102,8 @@ SPECS = load_all().items()
         (
             "kubernetes.restart",
             {"kind": "Deployment", "name": "receiver", "namespace": "shorts"},
-            "would restart Deployment shorts/receiver (set the pod template's kubectl.kubernetes.io/restartedAt to now)",
+            "would restart Deployment shorts/receiver "
+            "(set the pod template's kubectl.kubernetes.io/restartedAt to now)",
         ),
         (
             "kubernetes.scale",

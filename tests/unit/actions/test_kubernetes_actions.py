@@ -96,25 +96,57 @@ CANARY = {
     ("rollout", "full", "spec_patch", "status_patch"),
     [
         # paused at a canary pause step: clear the pause conditions
-        ({"spec": CANARY, "status": {"pauseConditions": [{"reason": "CanaryPauseStep"}], "currentStepIndex": 1}},
-         False, None, {"status": {"pauseConditions": None}}),
+        (
+            {
+                "spec": CANARY,
+                "status": {"pauseConditions": [{"reason": "CanaryPauseStep"}], "currentStepIndex": 1},
+            },
+            False,
+            None,
+            {"status": {"pauseConditions": None}},
+        ),
         # paused by hand (spec.paused) as well
-        ({"spec": {**CANARY, "paused": True}, "status": {"pauseConditions": [{"reason": "CanaryPauseStep"}]}},
-         False, {"spec": {"paused": False}}, {"status": {"pauseConditions": None}}),
+        (
+            {
+                "spec": {**CANARY, "paused": True},
+                "status": {"pauseConditions": [{"reason": "CanaryPauseStep"}]},
+            },
+            False,
+            {"spec": {"paused": False}},
+            {"status": {"pauseConditions": None}},
+        ),
         # held without a pause condition (e.g. in an analysis step): move to the next step
-        ({"spec": CANARY, "status": {"currentStepIndex": 0}},
-         False, None, {"status": {"pauseConditions": None, "currentStepIndex": 1}}),
+        (
+            {"spec": CANARY, "status": {"currentStepIndex": 0}},
+            False,
+            None,
+            {"status": {"pauseConditions": None, "currentStepIndex": 1}},
+        ),
         # never past the last step
-        ({"spec": CANARY, "status": {"currentStepIndex": 3}},
-         False, None, {"status": {"pauseConditions": None, "currentStepIndex": 3}}),
+        (
+            {"spec": CANARY, "status": {"currentStepIndex": 3}},
+            False,
+            None,
+            {"status": {"pauseConditions": None, "currentStepIndex": 3}},
+        ),
         # a rollout without steps: only the spec pause can be lifted
-        ({"spec": {"paused": True, "strategy": {"canary": {}}}, "status": {}}, False, {"spec": {"paused": False}}, None),
+        (
+            {"spec": {"paused": True, "strategy": {"canary": {}}}, "status": {}},
+            False,
+            {"spec": {"paused": False}},
+            None,
+        ),
         # full promotion of an update in progress
-        ({"spec": CANARY, "status": {"currentPodHash": "new", "stableRS": "old"}}, True, None, {"status": {"promoteFull": True}}),
+        (
+            {"spec": CANARY, "status": {"currentPodHash": "new", "stableRS": "old"}},
+            True,
+            None,
+            {"status": {"promoteFull": True}},
+        ),
         # full promotion when the update already is the stable version: nothing to do
         ({"spec": CANARY, "status": {"currentPodHash": "same", "stableRS": "same"}}, True, None, None),
     ],
-)  # fmt: skip
+)
 def test_promote_patches_follow_the_argo_rollouts_plugin(
     rollout: dict[str, Any], full: bool, spec_patch: Any, status_patch: Any
 ) -> None:
@@ -132,22 +164,63 @@ def _deployment(**status: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("kind", "obj", "state"),
     [
-        ("Deployment", _deployment(replicas=3, updatedReplicas=3, readyReplicas=3, availableReplicas=3), (True, 3, None)),
-        ("Deployment", _deployment(replicas=4, updatedReplicas=3, readyReplicas=4, availableReplicas=4), (False, 4, None)),
-        ("Deployment", _deployment(replicas=3, updatedReplicas=2, readyReplicas=3, availableReplicas=3), (False, 3, None)),
-        ("Deployment", {**_deployment(replicas=3, updatedReplicas=3, readyReplicas=3, availableReplicas=3),
-                        "metadata": {"generation": 3}}, (False, 3, None)),
-        ("Deployment", _deployment(conditions=[{"type": "Progressing", "reason": "ProgressDeadlineExceeded",
-                                                "message": "too slow"}]), (False, 0, "too slow")),
-        ("Rollout", {"metadata": {"generation": 5}, "status": {"phase": "Healthy", "observedGeneration": "5",
-                                                                "readyReplicas": 4}}, (True, 4, None)),
-        ("Rollout", {"metadata": {"generation": 6}, "status": {"phase": "Healthy", "observedGeneration": "5"}},
-         (False, 0, None)),
-        ("Rollout", {"metadata": {"generation": 5}, "status": {"phase": "Paused", "readyReplicas": 4}}, (False, 4, None)),
-        ("Rollout", {"metadata": {"generation": 5}, "status": {"phase": "Degraded", "message": "analysis failed"}},
-         (False, 0, "analysis failed")),
+        (
+            "Deployment",
+            _deployment(replicas=3, updatedReplicas=3, readyReplicas=3, availableReplicas=3),
+            (True, 3, None),
+        ),
+        (
+            "Deployment",
+            _deployment(replicas=4, updatedReplicas=3, readyReplicas=4, availableReplicas=4),
+            (False, 4, None),
+        ),
+        (
+            "Deployment",
+            _deployment(replicas=3, updatedReplicas=2, readyReplicas=3, availableReplicas=3),
+            (False, 3, None),
+        ),
+        (
+            "Deployment",
+            {
+                **_deployment(replicas=3, updatedReplicas=3, readyReplicas=3, availableReplicas=3),
+                "metadata": {"generation": 3},
+            },
+            (False, 3, None),
+        ),
+        (
+            "Deployment",
+            _deployment(
+                conditions=[
+                    {"type": "Progressing", "reason": "ProgressDeadlineExceeded", "message": "too slow"}
+                ]
+            ),
+            (False, 0, "too slow"),
+        ),
+        (
+            "Rollout",
+            {
+                "metadata": {"generation": 5},
+                "status": {"phase": "Healthy", "observedGeneration": "5", "readyReplicas": 4},
+            },
+            (True, 4, None),
+        ),
+        (
+            "Rollout",
+            {"metadata": {"generation": 6}, "status": {"phase": "Healthy", "observedGeneration": "5"}},
+            (False, 0, None),
+        ),
+        (
+            "Rollout",
+            {"metadata": {"generation": 5}, "status": {"phase": "Paused", "readyReplicas": 4}},
+            (False, 4, None),
+        ),
+        (
+            "Rollout",
+            {"metadata": {"generation": 5}, "status": {"phase": "Degraded", "message": "analysis failed"}},
+            (False, 0, "analysis failed"),
+        ),
     ],
-)  # fmt: skip
+)
 def test_rollout_progress(kind: str, obj: dict[str, Any], state: tuple[bool, int, str | None]) -> None:
     assert kube.rollout_state(kind, obj) == state
 
@@ -197,7 +270,7 @@ def test_client_falls_back_to_the_default_kubeconfig(
 
 
 def test_a_missing_kubeconfig_is_permanent_and_says_what_to_set(tmp_path: Path) -> None:
-    with pytest.raises(PermanentError, match="set kubeconfig .* in the profile"):
+    with pytest.raises(PermanentError, match=r"set kubeconfig .* in the profile"):
         kube.build_api_client({"kubeconfig": str(tmp_path / "absent")})
 
 

@@ -31,9 +31,12 @@ def test_rollouts_run_the_manuals_canary(evaluation: Evaluation) -> None:
     for name in SERVICES:
         canary = evaluation.named("Rollout", name).inputs["spec"]["strategy"]["canary"]
         assert canary["steps"] == [
-            {"setWeight": 5}, {"pause": {"duration": "10m"}},
-            {"setWeight": 25}, {"pause": {"duration": "10m"}},
-            {"setWeight": 50}, {"pause": {"duration": "10m"}},
+            {"setWeight": 5},
+            {"pause": {"duration": "10m"}},
+            {"setWeight": 25},
+            {"pause": {"duration": "10m"}},
+            {"setWeight": 50},
+            {"pause": {"duration": "10m"}},
             {"setWeight": 100},
         ]
         assert canary["stableService"] == f"{name}-stable"
@@ -51,14 +54,19 @@ def test_the_hpa_owns_the_replica_count(evaluation: Evaluation) -> None:
     for name in SERVICES:
         assert "replicas" not in evaluation.named("Rollout", name).inputs["spec"]
         hpa = evaluation.named("HorizontalPodAutoscaler", name).inputs["spec"]
-        assert hpa["scaleTargetRef"] == {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": name}
+        assert hpa["scaleTargetRef"] == {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Rollout",
+            "name": name,
+        }
         targets = {m["resource"]["name"]: m["resource"]["target"] for m in hpa["metrics"]}
         assert targets == {
             "cpu": {"type": "Utilization", "averageUtilization": 70},
             "memory": {"type": "Utilization", "averageUtilization": 80},
         }
         assert (hpa["minReplicas"], hpa["maxReplicas"]) == (
-            services[name]["minReplicas"], services[name]["maxReplicas"]
+            services[name]["minReplicas"],
+            services[name]["maxReplicas"],
         )
         scale_up = hpa["behavior"]["scaleUp"]["policies"]
         assert {"type": "Pods", "value": 2, "periodSeconds": 60} in scale_up  # the manual's "+2 instances"
@@ -68,7 +76,10 @@ def test_the_hpa_owns_the_replica_count(evaluation: Evaluation) -> None:
 def test_analysis_gates_on_error_rate_and_latency_with_nan_guarded(evaluation: Evaluation) -> None:
     prometheus = settings_of(evaluation)["prometheusUrl"]
     for name in SERVICES:
-        metrics = {m["name"]: m for m in evaluation.named("AnalysisTemplate", f"{name}-canary-analysis").inputs["spec"]["metrics"]}
+        metrics = {
+            m["name"]: m
+            for m in evaluation.named("AnalysisTemplate", f"{name}-canary-analysis").inputs["spec"]["metrics"]
+        }
         errors, latency = metrics["error-ratio"], metrics["p95-latency"]
         assert errors["successCondition"] == "len(result) > 0 && !isNaN(result[0]) && result[0] < 0.001"
         assert errors["failureCondition"] == "len(result) > 0 && !isNaN(result[0]) && result[0] >= 0.001"
@@ -83,7 +94,9 @@ def test_analysis_gates_on_error_rate_and_latency_with_nan_guarded(evaluation: E
 
 def test_traefik_service_carries_the_weights(evaluation: Evaluation) -> None:
     for name in SERVICES:
-        weighted = evaluation.named("TraefikService", f"{name}-weighted").inputs["spec"]["weighted"]["services"]
+        weighted = evaluation.named("TraefikService", f"{name}-weighted").inputs["spec"]["weighted"][
+            "services"
+        ]
         assert weighted == [
             {"name": f"{name}-stable", "port": 80, "weight": 100},
             {"name": f"{name}-canary", "port": 80, "weight": 0},
@@ -97,10 +110,16 @@ def test_pods_are_probed_sized_spread_and_locked_down(evaluation: Evaluation) ->
         (container,) = spec["containers"]
         for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
             assert container[probe]["httpGet"] == {"path": "/health", "port": "http"}
-        assert container["resources"] == {"requests": services[name]["requests"], "limits": services[name]["limits"]}
+        assert container["resources"] == {
+            "requests": services[name]["requests"],
+            "limits": services[name]["limits"],
+        }
         assert container["securityContext"] == {
-            "runAsNonRoot": True, "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
-            "privileged": False, "capabilities": {"drop": ["ALL"]},
+            "runAsNonRoot": True,
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "capabilities": {"drop": ["ALL"]},
         }
         assert spec["securityContext"]["runAsNonRoot"] is True
         keys = {c["topologyKey"] for c in spec["topologySpreadConstraints"]}
@@ -119,7 +138,9 @@ def test_rate_limits_per_tier(evaluation: Evaluation) -> None:
         for tier in ("anonymous", "authenticated", "premium")
     }
     assert {t: (v["average"], v["period"]) for t, v in limits.items()} == {
-        "anonymous": (100, "15m"), "authenticated": (1000, "15m"), "premium": (5000, "15m"),
+        "anonymous": (100, "15m"),
+        "authenticated": (1000, "15m"),
+        "premium": (5000, "15m"),
     }
     assert "ipStrategy" in limits["anonymous"]["sourceCriterion"]
     for tier in ("authenticated", "premium"):
@@ -127,9 +148,13 @@ def test_rate_limits_per_tier(evaluation: Evaluation) -> None:
 
 
 def test_compression_and_cache_control(evaluation: Evaluation) -> None:
-    assert evaluation.named("Middleware", "compress").inputs["spec"] == {"compress": {"minResponseBodyBytes": 1024}}
+    assert evaluation.named("Middleware", "compress").inputs["spec"] == {
+        "compress": {"minResponseBodyBytes": 1024}
+    }
     headers = {
-        name: evaluation.named("Middleware", f"cache-{name}").inputs["spec"]["headers"]["customResponseHeaders"]
+        name: evaluation.named("Middleware", f"cache-{name}").inputs["spec"]["headers"][
+            "customResponseHeaders"
+        ]
         for name in ("static", "trending", "search")
     }
     assert headers == {
@@ -148,9 +173,13 @@ def route_for(evaluation: Evaluation, host: str, path: str, headers: dict[str, s
     for route_resource in evaluation.of_kind("IngressRoute"):
         for route in route_resource.inputs["spec"]["routes"]:
             checks = _MATCHER.findall(route["match"])
-            assert " && ".join(f"{f}(`{a}`" + (f", `{b}`)" if b else ")") for f, a, b in checks) == route["match"]
+            assert (
+                " && ".join(f"{f}(`{a}`" + (f", `{b}`)" if b else ")") for f, a, b in checks)
+                == route["match"]
+            )
             ok = all(
-                (f == "Host" and a == host) or (f == "PathPrefix" and path.startswith(a))
+                (f == "Host" and a == host)
+                or (f == "PathPrefix" and path.startswith(a))
                 or (f == "Header" and headers.get(a) == b)
                 for f, a, b in checks
             )
@@ -173,7 +202,12 @@ def test_requests_get_the_limit_of_their_tier_and_the_ttl_of_their_path(evaluati
     cases = [
         (api, "/api/trending", {}, ["ratelimit-anonymous", "compress", "cache-trending"]),
         (api, "/api/trending?x=1", premium, ["ratelimit-premium", "compress", "cache-trending"]),
-        (api, "/api/search", {"X-Shorts-Tier": "authenticated"}, ["ratelimit-authenticated", "compress", "cache-search"]),
+        (
+            api,
+            "/api/search",
+            {"X-Shorts-Tier": "authenticated"},
+            ["ratelimit-authenticated", "compress", "cache-search"],
+        ),
         (api, "/api/videos", premium, ["ratelimit-premium", "compress"]),
         (api, "/api/videos", {"X-Shorts-Tier": "gold"}, ["ratelimit-anonymous", "compress"]),  # unknown tier
         (app, "/static/app.js", {}, ["ratelimit-anonymous", "compress", "cache-static"]),
@@ -193,7 +227,11 @@ def test_app_policy_holds_the_values_the_service_enforces(evaluation: Evaluation
     assert policy["caching"]["static"]["maxAgeSeconds"] == 86400 * 30
     assert policy["caching"]["api"] == {"/api/trending": 300, "/api/search": 3600}
     assert policy["compression"] == {"enable": True, "level": 6, "threshold": 1024}
-    assert (data["GZIP_LEVEL"], data["GZIP_THRESHOLD"], data["RATE_LIMIT_WINDOW_MS"]) == ("6", "1024", "900000")
+    assert (data["GZIP_LEVEL"], data["GZIP_THRESHOLD"], data["RATE_LIMIT_WINDOW_MS"]) == (
+        "6",
+        "1024",
+        "900000",
+    )
     for name in SERVICES:
         (container,) = pod_spec(evaluation.named("Rollout", name).inputs)["containers"]
         assert container["envFrom"] == [{"configMapRef": {"name": "app-policy"}}]
@@ -225,7 +263,11 @@ def test_remediation_identity_has_exactly_the_contracts_rules(evaluation: Evalua
     assert granted == sorted(CONTRACT_RULES)
     assert all(len(r["apiGroups"]) == len(r["resources"]) == 1 for r in role["rules"])
     binding = evaluation.named("RoleBinding", "remediation").inputs
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "remediation"}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "remediation",
+    }
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "remediation", "namespace": "shorts"}]
 
 
@@ -281,7 +323,9 @@ def test_scheduled_checks_run_in_seoul_time(evaluation: Evaluation) -> None:
 
 def test_remediation_profile_matches_the_stack(evaluation: Evaluation) -> None:
     settings = settings_of(evaluation)
-    profile = yaml.safe_load(evaluation.named("ConfigMap", "remediation-profile").inputs["data"]["profile.yaml"])
+    profile = yaml.safe_load(
+        evaluation.named("ConfigMap", "remediation-profile").inputs["data"]["profile.yaml"]
+    )
     assert profile["namespace"] == "shorts"
     assert profile["prometheus_url"] == settings["prometheusUrl"]
     assert profile["api_url"] == settings["remediation"]["profile"]["api_url"]
@@ -316,8 +360,11 @@ def test_prometheus_rule_carries_the_manuals_alerts(evaluation: Evaluation) -> N
 def test_components_parent_their_children_and_register_outputs(evaluation: Evaluation) -> None:
     components = {r.urn: r for r in evaluation.resources if not r.custom}
     assert {r.type for r in components.values()} == {
-        "shorts:web:WebService", "shorts:edge:Edge", "shorts:edge:AppPolicy",
-        "shorts:operations:Operations", "shorts:operations:Alerting",
+        "shorts:web:WebService",
+        "shorts:edge:Edge",
+        "shorts:edge:AppPolicy",
+        "shorts:operations:Operations",
+        "shorts:operations:Alerting",
     }
     for resource in evaluation.kubernetes():
         assert resource.parent in components, f"{resource.type} {resource.name} has no component parent"
@@ -340,3 +387,42 @@ def test_edge_serves_tls_when_the_public_urls_are_https(evaluations: dict[str, E
         for route in evaluation.of_kind("IngressRoute"):
             assert route.inputs["spec"]["entryPoints"] == (["websecure"] if https else ["web"]), stack
             assert ("tls" in route.inputs["spec"]) == https
+
+
+def test_render_directory_setting_sends_manifests_to_a_directory() -> None:
+    from infra.evaluate import evaluate
+
+    config = stack_config("local")
+    config["shorts-platform:renderDirectory"] = "build/rendered/local"
+    providers = [
+        r for r in evaluate("local", config=config).resources if r.type == "pulumi:providers:kubernetes"
+    ]
+    assert [p.inputs.get("renderYamlToDirectory") for p in providers] == ["build/rendered/local"]
+
+
+def test_make_render_writes_one_file_per_resource_deterministically(
+    evaluations: dict[str, Evaluation], tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    def run() -> dict[str, str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "tools.render", "--stack", "production", "--out", str(tmp_path)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        count = len(evaluations["production"].kubernetes())
+        assert result.stdout.strip() == f"wrote {count} manifests to {tmp_path}"
+        return {p.name: p.read_text(encoding="utf-8") for p in sorted(tmp_path.glob("*.yaml"))}
+
+    first = run()
+    assert len(first) == len(evaluations["production"].kubernetes())
+    for name, text in first.items():
+        (document,) = list(yaml.safe_load_all(text))
+        assert name.endswith(f"-{document['kind'].lower()}-{document['metadata']['name']}.yaml")
+    assert sorted(first)[0] == "00-namespace-shorts.yaml"
+    assert run() == first

@@ -35,7 +35,9 @@ def test_every_stack_parses(production_raw: dict[str, Any]) -> None:
 
 
 def test_production_carries_every_number_of_the_manual(production_raw: dict[str, Any]) -> None:
-    differences = {k: (lookup(production_raw, k), v) for k, v in MANUAL_VALUES.items() if lookup(production_raw, k) != v}
+    differences = {
+        k: (lookup(production_raw, k), v) for k, v in MANUAL_VALUES.items() if lookup(production_raw, k) != v
+    }
     assert differences == {}
 
 
@@ -97,7 +99,8 @@ BAD_SETTINGS: list[tuple[str, Mutation, list[str]]] = [
         "weights-not-increasing",
         _set("canary.weights", [5, 50, 25, 100]),
         [
-            "shorts-platform:canary.weights is [5, 50, 25, 100]; allowed: weights strictly increasing and ending at 100",
+            "shorts-platform:canary.weights is [5, 50, 25, 100]; "
+            "allowed: weights strictly increasing and ending at 100",
             "pulumi config rm --path 'canary.weights' --stack production && "
             "pulumi config set --path 'canary.weights[0]' 5 --stack production && "
             "pulumi config set --path 'canary.weights[1]' 25 --stack production",
@@ -111,7 +114,10 @@ BAD_SETTINGS: list[tuple[str, Mutation, list[str]]] = [
     (
         "weights-wrong-type",
         _set("canary.weights", "5,25,50,100"),
-        ['canary.weights is "5,25,50,100"; allowed: a list of at least 1 item(s), each an integer from 1 to 100'],
+        [
+            'canary.weights is "5,25,50,100"; '
+            "allowed: a list of at least 1 item(s), each an integer from 1 to 100"
+        ],
     ),
     (
         "weight-above-100",
@@ -129,14 +135,17 @@ BAD_SETTINGS: list[tuple[str, Mutation, list[str]]] = [
     (
         "rate-limit-period-prose",
         _set("rateLimits.period", "15 minutes"),
-        ['rateLimits.period is "15 minutes"; allowed: a duration such as "100ms", "5s", "10m" or "1h"',
-         "pulumi config set --path 'rateLimits.period' '15m' --stack production"],
+        [
+            'rateLimits.period is "15 minutes"; allowed: a duration such as "100ms", "5s", "10m" or "1h"',
+            "pulumi config set --path 'rateLimits.period' '15m' --stack production",
+        ],
     ),
     (
         "unknown-top-level-key",
         _set("replicas", 3),
         [
-            "shorts-platform:replicas is an unknown key; allowed: one of the keys alerts, autoscaling, caching",
+            "shorts-platform:replicas is an unknown key; "
+            "allowed: one of the keys alerts, autoscaling, caching",
             "fix: pulumi config rm --path 'replicas' --stack production",
         ],
     ),
@@ -144,7 +153,8 @@ BAD_SETTINGS: list[tuple[str, Mutation, list[str]]] = [
         "unknown-nested-key",
         _set("services.api.replicas", 3),
         [
-            "shorts-platform:services.api.replicas is an unknown key; allowed: one of the keys healthPath, image",
+            "shorts-platform:services.api.replicas is an unknown key; "
+            "allowed: one of the keys healthPath, image",
             "pulumi config rm --path 'services.api.replicas' --stack production",
         ],
     ),
@@ -177,14 +187,18 @@ BAD_SETTINGS: list[tuple[str, Mutation, list[str]]] = [
         "latest-image",
         _set("services.api.image", "ghcr.io/shorts-curation/api:latest"),
         [
-            'services.api.image is "ghcr.io/shorts-curation/api:latest"; allowed: an image with a fixed tag or digest',
+            'services.api.image is "ghcr.io/shorts-curation/api:latest"; '
+            "allowed: an image with a fixed tag or digest",
             "pulumi config set --path 'services.api.image' 'ghcr.io/shorts-curation/api:<version>'",
         ],
     ),
     (
         "untagged-image",
         _set("remediation.image", "ghcr.io/shorts-curation/remediation"),
-        ['remediation.image is "ghcr.io/shorts-curation/remediation"; allowed: an image reference with an explicit tag'],
+        [
+            'remediation.image is "ghcr.io/shorts-curation/remediation"; '
+            "allowed: an image reference with an explicit tag"
+        ],
     ),
     (
         "min-above-max-replicas",
@@ -194,14 +208,18 @@ BAD_SETTINGS: list[tuple[str, Mutation, list[str]]] = [
     (
         "namespace-not-a-dns-label",
         _set("namespace", "Shorts_NS"),
-        ['shorts-platform:namespace is "Shorts_NS"; allowed: a Kubernetes name',
-         "pulumi config set --path 'namespace' 'shorts' --stack production"],
+        [
+            'shorts-platform:namespace is "Shorts_NS"; allowed: a Kubernetes name',
+            "pulumi config set --path 'namespace' 'shorts' --stack production",
+        ],
     ),
     (
         "gzip-level-10",
         _set("compression.gzipLevel", 10),
-        ["compression.gzipLevel is 10; allowed: an integer from 1 to 9",
-         "pulumi config set --path 'compression.gzipLevel' 6 --stack production"],
+        [
+            "compression.gzipLevel is 10; allowed: an integer from 1 to 9",
+            "pulumi config set --path 'compression.gzipLevel' 6 --stack production",
+        ],
     ),
     (
         "password-in-dsn",
@@ -211,7 +229,9 @@ BAD_SETTINGS: list[tuple[str, Mutation, list[str]]] = [
 ]
 
 
-@pytest.mark.parametrize(("mutate", "fragments"), [c[1:] for c in BAD_SETTINGS], ids=[c[0] for c in BAD_SETTINGS])
+@pytest.mark.parametrize(
+    ("mutate", "fragments"), [c[1:] for c in BAD_SETTINGS], ids=[c[0] for c in BAD_SETTINGS]
+)
 def test_bad_setting_fails_with_its_own_message(
     production_raw: dict[str, Any], mutate: Mutation, fragments: list[str]
 ) -> None:
@@ -242,7 +262,11 @@ def test_every_problem_is_reported_at_once(production_raw: dict[str, Any]) -> No
     with pytest.raises(SettingsError) as caught:
         parse_settings(production_raw, "staging")
     error = caught.value
-    assert [path_expr(p.path) for p in error.problems] == ["autoscaling.cpuTargetPercent", "bogus", "rateLimits.premium"]
+    assert [path_expr(p.path) for p in error.problems] == [
+        "autoscaling.cpuTargetPercent",
+        "bogus",
+        "rateLimits.premium",
+    ]
     assert "3 invalid stack setting(s)" in str(error)
     assert "--stack staging" in str(error)
 
@@ -253,7 +277,9 @@ def test_settings_error_is_a_run_error_so_pulumi_prints_no_stack_trace() -> None
 
 
 def test_settings_come_from_pulumi_config(production_raw: dict[str, Any]) -> None:
-    config = {f"shorts-platform:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in production_raw.items()}
+    config = {
+        f"shorts-platform:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in production_raw.items()
+    }
     config["kubernetes:context"] = "elsewhere"  # other namespaces are not ours to check
     pulumi.runtime.set_all_config(config)
     try:
@@ -274,11 +300,48 @@ def test_render_reports_a_bad_stack_file_without_a_trace(tmp_path: Path) -> None
     document["config"]["shorts-platform:autoscaling"]["cpuTargetPercent"] = 150
     (tmp_path / "Pulumi.production.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-m", "tools.render", "--stack", "production", "--stacks-dir", str(tmp_path),
-         "--out", str(tmp_path / "out")],
-        cwd=ROOT, capture_output=True, text=True, check=False, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "tools.render",
+            "--stack",
+            "production",
+            "--stacks-dir",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
-    assert result.returncode == 2
-    assert "shorts-platform:autoscaling.cpuTargetPercent is 150; allowed: an integer from 50 to 90" in result.stderr
+    assert result.returncode == 2, result.stderr
+    assert (
+        "shorts-platform:autoscaling.cpuTargetPercent is 150; allowed: an integer from 50 to 90"
+        in result.stderr
+    )
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_the_program_reads_pulumi_config_and_fails_cleanly(production_raw: dict[str, Any]) -> None:
+    """What `pulumi up` runs: main() reads the stack's config itself. The language host prints a RunError's
+    message alone (no stack trace), so the message is the whole user experience."""
+    from infra.evaluate import run_under_mocks
+    from infra.program import main
+
+    production_raw["rateLimits"]["authenticated"] = 0
+
+    def program() -> dict[str, Any]:
+        main()
+        return {}
+
+    with pytest.raises(SettingsError) as caught:
+        run_under_mocks("production", program, {f"shorts-platform:{k}": v for k, v in production_raw.items()})
+    assert str(caught.value).splitlines() == [
+        "stacks/Pulumi.production.yaml: 1 invalid stack setting(s):",
+        "  - shorts-platform:rateLimits.authenticated is 0; allowed: an integer of at least 1",
+        "    fix: pulumi config set --path 'rateLimits.authenticated' 1000 --stack production",
+    ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,13 +18,17 @@ def runbooks_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def harness_factory(runbooks_dir: Path, tmp_path: Path) -> Callable[..., Harness]:
-    counter = iter(range(1000))
+def harness_factory(runbooks_dir: Path, tmp_path: Path) -> Iterator[Callable[..., Harness]]:
+    built: list[Harness] = []
 
     def build(policy: GuardPolicy | None = None, store: InMemoryGuardStore | None = None) -> Harness:
-        return Harness(runbooks_dir, tmp_path / f"alerts-{next(counter)}.jsonl", policy, store)
+        harness = Harness(runbooks_dir, tmp_path / f"alerts-{len(built)}.jsonl", policy, store)
+        built.append(harness)
+        return harness
 
-    return build
+    yield build
+    for harness in built:
+        harness.receiver.alert_log.close()
 
 
 @pytest.fixture

@@ -67,4 +67,19 @@ def test_only_declared_params_are_passed(runbooks_dir: Path) -> None:
 
 
 def test_durations() -> None:
-    assert [parse_duration(t) for t in ("100ms", "5s", "10m", "1h", "30d")] == [0.1, 5, 600, 3600, 2_592_000]
+    assert [parse_duration(t) for t in ("100ms", "5s", "10m", "1.5h", "30d")] == [
+        0.1,
+        5,
+        600,
+        5400,
+        2_592_000,
+    ]
+
+
+def test_the_projects_own_runbooks_are_understood(runbooks_dir: Path) -> None:
+    """The receiver reads runbooks/ without the executor's loader: every file must map cleanly."""
+    project_runbooks = Path(__file__).resolve().parents[3] / "runbooks"
+    index = load_index(project_runbooks)
+    assert index.warnings == []
+    assert {Path(info.file).stem for info in index.runbooks.values()} == set(index.runbooks)
+    assert index.runbooks_for(alert())[0] == ["api-restart"]

@@ -35,17 +35,24 @@ class Script:
         return queue.pop(0) if queue else "ok"
 
 
-def _spec(name: str, run: Any, params: Mapping[str, Any], mutates: bool = False,
-          outputs: tuple[str, ...] = ()) -> ActionSpec:
+def _spec(
+    name: str, run: Any, params: Mapping[str, Any], mutates: bool = False, outputs: tuple[str, ...] = ()
+) -> ActionSpec:
     def describe(p: Mapping[str, Any]) -> str:
         return f"would {name} with {dict(sorted(p.items()))}"
 
-    return ActionSpec(name, f"test action {name}", params, mutates, run, describe, outputs, defined_at="conftest")
+    return ActionSpec(
+        name, f"test action {name}", params, mutates, run, describe, outputs, defined_at="conftest"
+    )
 
 
 def _object(properties: Mapping[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {"type": "object", "additionalProperties": False, "properties": dict(properties),
-            "required": list(required)}
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": dict(properties),
+        "required": list(required),
+    }
 
 
 def make_registry(script: Script) -> ActionRegistry:
@@ -71,8 +78,9 @@ def make_registry(script: Script) -> ActionRegistry:
             ctx.log(str(params["log"]))
         return {"key": key, "value": params.get("value"), "count": len(script.calls)}
 
-    step_params = _object({"key": {"type": "string"}, "value": {}, "delay": {"type": "number"},
-                           "log": {"type": "string"}})
+    step_params = _object(
+        {"key": {"type": "string"}, "value": {}, "delay": {"type": "number"}, "log": {"type": "string"}}
+    )
     registry.register(_spec("t.step", step, step_params, outputs=("key", "value", "count")))
     registry.register(_spec("t.change", step, step_params, mutates=True, outputs=("key", "value", "count")))
 
@@ -84,38 +92,101 @@ def make_registry(script: Script) -> ActionRegistry:
             raise PermanentError(f"server rejected token {value}", {"echo": value})
         return {"echo": f"Bearer {value}"}
 
-    registry.register(_spec("t.secret", secret, _object({"token_secret": {"type": "string"},
-                                                          "fail": {"type": "boolean"}}, ("token_secret",)),
-                            outputs=("echo",)))
+    registry.register(
+        _spec(
+            "t.secret",
+            secret,
+            _object({"token_secret": {"type": "string"}, "fail": {"type": "boolean"}}, ("token_secret",)),
+            outputs=("echo",),
+        )
+    )
 
     async def approve(ctx: ActionContext, params: Mapping[str, Any]) -> dict[str, Any]:
         if not await ctx.approve(params["prompt"]):
             raise ApprovalDenied(f"not approved: {params['prompt']}")
         return {"approved": True}
 
-    registry.register(_spec("manual.approve", approve, _object({"prompt": {"type": "string"}}, ("prompt",)),
-                            outputs=("approved",)))
+    registry.register(
+        _spec(
+            "manual.approve",
+            approve,
+            _object({"prompt": {"type": "string"}}, ("prompt",)),
+            outputs=("approved",),
+        )
+    )
 
     async def noop(ctx: ActionContext, params: Mapping[str, Any]) -> dict[str, Any]:
         script.calls.append((params.get("url", params.get("name", "")), dict(params)))
         return {"status": 200, "latency_ms": 1.0, "body": {}}
 
     status = {"oneOf": [{"type": "integer"}, {"type": "array", "items": {"type": "integer"}}]}
-    registry.register(_spec("http.check", noop, _object({
-        "url": {"type": "string", "minLength": 1}, "method": {"enum": ["GET", "HEAD"]}, "timeout": DURATION,
-        "bearer_secret": {"type": "string"},
-        "expect": _object({"status": status, "max_latency_ms": {"type": "number"}}),
-    }, ("url",)), outputs=("status", "latency_ms", "body")))
-    registry.register(_spec("kubernetes.restart", noop, _object({
-        "kind": {"enum": ["Deployment", "Rollout"]}, "name": {"type": "string"}, "namespace": {"type": "string"},
-    }, ("kind", "name", "namespace")), mutates=True, outputs=("restarted_at",)))
-    registry.register(_spec("kubernetes.scale", noop, _object({
-        "kind": {"enum": ["Deployment", "Rollout", "HorizontalPodAutoscaler"]}, "name": {"type": "string"},
-        "namespace": {"type": "string"}, "by": {"type": "integer", "minimum": 1}, "max": {"type": "integer"},
-    }, ("kind", "name", "namespace", "by", "max")), mutates=True, outputs=("from", "to")))
-    registry.register(_spec("notify.slack", noop, _object({
-        "channel": {"type": "string"}, "text": {"type": "string"}, "webhook_secret": {"type": "string"},
-    }, ("channel", "text")), mutates=True, outputs=("ok",)))
+    registry.register(
+        _spec(
+            "http.check",
+            noop,
+            _object(
+                {
+                    "url": {"type": "string", "minLength": 1},
+                    "method": {"enum": ["GET", "HEAD"]},
+                    "timeout": DURATION,
+                    "bearer_secret": {"type": "string"},
+                    "expect": _object({"status": status, "max_latency_ms": {"type": "number"}}),
+                },
+                ("url",),
+            ),
+            outputs=("status", "latency_ms", "body"),
+        )
+    )
+    registry.register(
+        _spec(
+            "kubernetes.restart",
+            noop,
+            _object(
+                {
+                    "kind": {"enum": ["Deployment", "Rollout"]},
+                    "name": {"type": "string"},
+                    "namespace": {"type": "string"},
+                },
+                ("kind", "name", "namespace"),
+            ),
+            mutates=True,
+            outputs=("restarted_at",),
+        )
+    )
+    registry.register(
+        _spec(
+            "kubernetes.scale",
+            noop,
+            _object(
+                {
+                    "kind": {"enum": ["Deployment", "Rollout", "HorizontalPodAutoscaler"]},
+                    "name": {"type": "string"},
+                    "namespace": {"type": "string"},
+                    "by": {"type": "integer", "minimum": 1},
+                    "max": {"type": "integer"},
+                },
+                ("kind", "name", "namespace", "by", "max"),
+            ),
+            mutates=True,
+            outputs=("from", "to"),
+        )
+    )
+    registry.register(
+        _spec(
+            "notify.slack",
+            noop,
+            _object(
+                {
+                    "channel": {"type": "string"},
+                    "text": {"type": "string"},
+                    "webhook_secret": {"type": "string"},
+                },
+                ("channel", "text"),
+            ),
+            mutates=True,
+            outputs=("ok",),
+        )
+    )
     return registry
 
 

@@ -19,8 +19,12 @@ def document(steps: list[dict[str, Any]], name: str = "test-book", **top: Any) -
     doc: dict[str, Any] = {
         "apiVersion": "shorts.ops/v1",
         "kind": "Runbook",
-        "metadata": {"name": name, "title": "A test runbook", "severity": "P2",
-                     "description": "Steps for a test; a human could follow them too."},
+        "metadata": {
+            "name": name,
+            "title": "A test runbook",
+            "severity": "P2",
+            "description": "Steps for a test; a human could follow them too.",
+        },
         "steps": steps,
     }
     doc.update(top)
@@ -60,7 +64,12 @@ class Recording:
         self.lines.append(f"end {result.outcome} {result.reason}")
 
 
-def run(executor: Executor, runbook: Runbook, params: Mapping[str, Any] | None = None,
-        profile: Mapping[str, Any] | None = None, **kwargs: Any) -> RunResult:
+def run(
+    executor: Executor,
+    runbook: Runbook,
+    params: Mapping[str, Any] | None = None,
+    profile: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> RunResult:
     defaults = {name: p.default for name, p in runbook.params.items() if p.has_default}
     return asyncio.run(executor.run(runbook, {**defaults, **(params or {})}, profile or {}, **kwargs))

@@ -76,11 +76,14 @@ def test_failure_to_next_is_handled_and_the_run_succeeds(registry, script, state
 
 def test_continue_runs_the_rest_but_the_run_fails(registry, script, state):
     script.failures["a"] = ["perm"]
-    book = build(registry, [
-        step("a", on={"failure": "continue"}),
-        step("b", on={"failure": "continue"}),
-        step("report", when="run.failed", **{"with": {"key": "report", "value": "${run.failures}"}}),
-    ])
+    book = build(
+        registry,
+        [
+            step("a", on={"failure": "continue"}),
+            step("b", on={"failure": "continue"}),
+            step("report", when="run.failed", **{"with": {"key": "report", "value": "${run.failures}"}}),
+        ],
+    )
     result = run(executor(registry, state), book)
     assert (result.outcome, result.exit_code) == ("failed", 1)
     assert ran(script) == ["a", "b", "report"]
@@ -98,9 +101,14 @@ def test_abort_after_success_is_aborted(registry, script, state):
 def test_escalate_runs_escalation_steps_in_order(registry, script, state):
     script.failures["check"] = ["perm"]
     script.failures["page-1"] = ["perm"]  # a failing escalation step does not stop the next one
-    book = build(registry, [step("check", on={"failure": "escalate"}), step("never")],
-                 escalate=[{"action": "t.step", "with": {"key": "page-1"}},
-                           {"action": "t.step", "with": {"key": "page-2", "value": "${steps.check.error}"}}])
+    book = build(
+        registry,
+        [step("check", on={"failure": "escalate"}), step("never")],
+        escalate=[
+            {"action": "t.step", "with": {"key": "page-1"}},
+            {"action": "t.step", "with": {"key": "page-2", "value": "${steps.check.error}"}},
+        ],
+    )
     result = run(executor(registry, state), book)
     assert (result.outcome, result.exit_code) == ("escalated", 3)
     assert ran(script) == ["check", "page-1", "page-2"]
@@ -110,39 +118,51 @@ def test_escalate_runs_escalation_steps_in_order(registry, script, state):
 
 def test_escalation_text_survives_outputs_that_never_came(registry, script, state):
     script.failures["a"] = ["perm"]
-    book = build(registry, [step("a", on={"failure": "escalate"}), step("b")],
-                 escalate=[{"action": "t.step", "with": {"key": "e", "value": "b said ${steps.b.output.key}"}}])
+    book = build(
+        registry,
+        [step("a", on={"failure": "escalate"}), step("b")],
+        escalate=[{"action": "t.step", "with": {"key": "e", "value": "b said ${steps.b.output.key}"}}],
+    )
     result = run(executor(registry, state), book)
     assert result.outcome == "escalated"
     assert script.calls[-1][1]["value"] == "b said (unavailable: steps.b.output.key)"
 
 
 def test_when_false_skips_and_when_reads_earlier_outputs(registry, script, state):
-    book = build(registry, [
-        step("a", **{"with": {"key": "a", "value": 150}}),
-        step("big", when="steps.a.output.value >= 100"),
-        step("small", when="steps.a.output.value < 100"),
-        step("flag", when="params.force"),
-    ], params={"force": {"type": "boolean", "default": False}})
+    book = build(
+        registry,
+        [
+            step("a", **{"with": {"key": "a", "value": 150}}),
+            step("big", when="steps.a.output.value >= 100"),
+            step("small", when="steps.a.output.value < 100"),
+            step("flag", when="params.force"),
+        ],
+        params={"force": {"type": "boolean", "default": False}},
+    )
     result = run(executor(registry, state), book)
     assert ran(script) == ["a", "big"]
     assert [r.outcome for r in result.steps] == ["success", "success", "skipped", "skipped"]
 
 
 def test_a_condition_comparing_different_kinds_fails_the_step(registry, script, state):
-    book = build(registry, [step("a", **{"with": {"key": "a", "value": "text"}}),
-                            step("b", when="steps.a.output.value > 3")])
+    book = build(
+        registry,
+        [step("a", **{"with": {"key": "a", "value": "text"}}), step("b", when="steps.a.output.value > 3")],
+    )
     result = run(executor(registry, state), book)
     assert result.outcome == "failed"
     assert "cannot compare text 'text' > number 3" in result.reason
 
 
 def test_outputs_flow_into_later_templates_keeping_their_type(registry, script, state):
-    book = build(registry, [
-        step("a", **{"with": {"key": "a", "value": [1, 2]}}),
-        step("b", **{"with": {"key": "b", "value": "${steps.a.output.value}"}}),
-        step("c", **{"with": {"key": "c", "value": "got ${steps.a.output.value} at ${run.runbook}"}}),
-    ])
+    book = build(
+        registry,
+        [
+            step("a", **{"with": {"key": "a", "value": [1, 2]}}),
+            step("b", **{"with": {"key": "b", "value": "${steps.a.output.value}"}}),
+            step("c", **{"with": {"key": "c", "value": "got ${steps.a.output.value} at ${run.runbook}"}}),
+        ],
+    )
     run(executor(registry, state), book)
     assert script.calls[1][1]["value"] == [1, 2]
     assert script.calls[2][1]["value"] == "got 1, 2 at test-book"
@@ -151,8 +171,9 @@ def test_outputs_flow_into_later_templates_keeping_their_type(registry, script, 
 def test_temporary_errors_are_retried_with_exponential_backoff(registry, script, state):
     script.failures["a"] = ["temp", "temp", "temp"]
     sleeps = Sleeps()
-    book = build(registry, [step("a", retry={"attempts": 4, "backoff": "exponential", "initial": "1s",
-                                             "max": "3s"})])
+    book = build(
+        registry, [step("a", retry={"attempts": 4, "backoff": "exponential", "initial": "1s", "max": "3s"})]
+    )
     result = run(executor(registry, state, sleep=sleeps), book)
     assert result.outcome == "success"
     assert result.steps[0].attempts == 4
@@ -200,8 +221,12 @@ def test_a_step_timeout_is_temporary_and_retried(registry, script, state):
 
 def test_the_run_timeout_stops_a_hanging_step_and_escalates(registry, script, state):
     script.delays["hang"] = 30
-    book = build(registry, [step("hang"), step("after")], timeout="100ms",
-                 escalate=[{"action": "t.step", "with": {"key": "page"}}])
+    book = build(
+        registry,
+        [step("hang"), step("after")],
+        timeout="100ms",
+        escalate=[{"action": "t.step", "with": {"key": "page"}}],
+    )
     result = run(executor(registry, state), book)
     assert result.outcome == "escalated"
     assert "exceeded its timeout of 100ms" in result.reason
@@ -216,8 +241,16 @@ def test_the_run_timeout_without_escalation_fails(registry, script, state):
 
 
 def test_foreach_respects_its_concurrency_bound(registry, script, state):
-    book = build(registry, [step("fan", foreach={"items": [f"i{n}" for n in range(12)], "concurrency": 3},
-                                 **{"with": {"key": "${item}", "delay": 0.02}})])
+    book = build(
+        registry,
+        [
+            step(
+                "fan",
+                foreach={"items": [f"i{n}" for n in range(12)], "concurrency": 3},
+                **{"with": {"key": "${item}", "delay": 0.02}},
+            )
+        ],
+    )
     result = run(executor(registry, state), book)
     assert result.outcome == "success"
     assert script.peak == 3
@@ -226,9 +259,17 @@ def test_foreach_respects_its_concurrency_bound(registry, script, state):
 
 
 def test_foreach_runs_all_items_at_once_when_allowed(registry, script, state):
-    book = build(registry, [step("fan", foreach={"items": "${params.hosts}", "concurrency": 20},
-                                 **{"with": {"key": "${item}", "delay": 0.05}})],
-                 params={"hosts": {"type": "list", "default": [f"h{n}" for n in range(20)]}})
+    book = build(
+        registry,
+        [
+            step(
+                "fan",
+                foreach={"items": "${params.hosts}", "concurrency": 20},
+                **{"with": {"key": "${item}", "delay": 0.05}},
+            )
+        ],
+        params={"hosts": {"type": "list", "default": [f"h{n}" for n in range(20)]}},
+    )
     run(executor(registry, state), book)
     assert script.peak == 20  # 20 checks overlap: the step costs about the slowest, not the sum
 
@@ -244,18 +285,35 @@ def test_foreach_fails_when_an_item_fails_and_reports_each(registry, script, sta
 
 
 def test_foreach_items_that_are_not_a_list_fail_the_step(registry, script, state):
-    book = build(registry, [step("fan", foreach={"items": "${params.one}"}, **{"with": {"key": "${item}"}})],
-                 params={"one": {"type": "string", "default": "x"}})
+    book = build(
+        registry,
+        [step("fan", foreach={"items": "${params.one}"}, **{"with": {"key": "${item}"}})],
+        params={"one": {"type": "string", "default": "x"}},
+    )
     result = run(executor(registry, state), book)
     assert result.outcome == "failed"
     assert "must resolve to a list" in result.reason
 
 
 def test_with_values_are_checked_against_the_action_after_templates(registry, script, state):
-    book = build(registry, [{"id": "s", "action": "kubernetes.scale",
-                             "with": {"kind": "Rollout", "name": "api", "namespace": "shorts",
-                                      "by": "${params.by}", "max": 10}}],
-                 params={"by": {"type": "string", "default": "two"}}, guards={"budget": {"runs": 5, "per": "1h"}})
+    book = build(
+        registry,
+        [
+            {
+                "id": "s",
+                "action": "kubernetes.scale",
+                "with": {
+                    "kind": "Rollout",
+                    "name": "api",
+                    "namespace": "shorts",
+                    "by": "${params.by}",
+                    "max": 10,
+                },
+            }
+        ],
+        params={"by": {"type": "string", "default": "two"}},
+        guards={"budget": {"runs": 5, "per": "1h"}},
+    )
     result = run(executor(registry, state), book)
     assert result.outcome == "failed"
     assert "by: 'two' is not of type 'integer'" in result.reason
@@ -279,7 +337,9 @@ def test_a_loop_of_transitions_ends_the_run(registry, script, state):
 
 
 def test_approval_with_yes(registry, script, state):
-    book = build(registry, [{"id": "ok", "action": "manual.approve", "with": {"prompt": "go?"}}, step("after")])
+    book = build(
+        registry, [{"id": "ok", "action": "manual.approve", "with": {"prompt": "go?"}}, step("after")]
+    )
     result = run(executor(registry, state, assume_yes=True), book)
     assert result.outcome == "success" and ran(script) == ["after"]
     audit = [json.loads(line) for line in (state / "audit.jsonl").read_text().splitlines()]
@@ -288,8 +348,13 @@ def test_approval_with_yes(registry, script, state):
 
 
 def test_approval_without_a_human_is_denied_and_stops_the_run(registry, script, state):
-    book = build(registry, [{"id": "ok", "action": "manual.approve", "with": {"prompt": "go?"},
-                             "on": {"failure": "next"}}, step("after")])
+    book = build(
+        registry,
+        [
+            {"id": "ok", "action": "manual.approve", "with": {"prompt": "go?"}, "on": {"failure": "next"}},
+            step("after"),
+        ],
+    )
     result = run(executor(registry, state), book)
     assert (result.outcome, result.exit_code) == ("aborted", 4)
     assert ran(script) == []
@@ -303,8 +368,11 @@ def test_interactive_approval_asks_the_prompt(registry, script, state):
         asked.append(question)
         return True
 
-    book = build(registry, [{"id": "ok", "action": "manual.approve", "with": {"prompt": "restart ${params.x}?"}}],
-                 params={"x": {"type": "string", "default": "api"}})
+    book = build(
+        registry,
+        [{"id": "ok", "action": "manual.approve", "with": {"prompt": "restart ${params.x}?"}}],
+        params={"x": {"type": "string", "default": "api"}},
+    )
     result = run(executor(registry, state, prompt=prompt), book)
     assert result.outcome == "success" and asked == ["restart api?"]
 
@@ -316,7 +384,10 @@ def test_only_one_step_runs_with_step(registry, script, state):
 
 
 def test_resume_from_a_step_uses_earlier_outputs(registry, script, state):
-    book = build(registry, [step("a"), step("b"), step("c", **{"with": {"key": "c", "value": "${steps.a.output.key}"}})])
+    book = build(
+        registry,
+        [step("a"), step("b"), step("c", **{"with": {"key": "c", "value": "${steps.a.output.key}"}})],
+    )
     previous = {"a": {"output": {"key": "from-before"}, "outcome": "success", "error": None}}
     result = run(executor(registry, state), book, start_at="b", previous=previous)
     assert ran(script) == ["b", "c"]
@@ -326,12 +397,14 @@ def test_resume_from_a_step_uses_earlier_outputs(registry, script, state):
 
 def test_unknown_step_for_step_or_from_is_invalid_input(registry, state):
     book = build(registry, [step("check")])
-    with pytest.raises(RunbookInvalid, match="no step 'chek'.*did you mean 'check'"):
+    with pytest.raises(RunbookInvalid, match=r"no step 'chek'.*did you mean 'check'"):
         run(executor(registry, state), book, only_step="chek")
 
 
 def test_missing_profile_keys_are_reported_before_anything_runs(registry, script, state):
-    book = build(registry, [step("a"), {"id": "h", "action": "http.check", "with": {"url": "${profile.api_url}/x"}}])
+    book = build(
+        registry, [step("a"), {"id": "h", "action": "http.check", "with": {"url": "${profile.api_url}/x"}}]
+    )
     with pytest.raises(RunbookInvalid, match="api_url is not set, but step 'h' needs it"):
         run(executor(registry, state), book)
     assert script.calls == []

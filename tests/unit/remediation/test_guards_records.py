@@ -28,9 +28,12 @@ class Clock:
 
 
 def guarded(registry: Any, **guards: Any):
-    return build(registry, [{"id": "change", "action": "t.change", "with": {"key": "change"}}],
-                 params={"rollout": {"type": "string", "default": "api"}},
-                 guards={"lock": "rollout/${params.rollout}", **guards})
+    return build(
+        registry,
+        [{"id": "change", "action": "t.change", "with": {"key": "change"}}],
+        params={"rollout": {"type": "string", "default": "api"}},
+        guards={"lock": "rollout/${params.rollout}", **guards},
+    )
 
 
 def test_cooldown_refuses_a_second_run_and_nothing_runs(registry, script, state):
@@ -41,7 +44,9 @@ def test_cooldown_refuses_a_second_run_and_nothing_runs(registry, script, state)
     second = run(Executor(registry, state=state, clock=clock), book)
     assert first.outcome == "success"
     assert (second.outcome, second.exit_code) == ("refused", 4)
-    assert "cooldown" in second.reason and "rollout/api" in second.reason and "try again in 5m" in second.reason
+    assert (
+        "cooldown" in second.reason and "rollout/api" in second.reason and "try again in 5m" in second.reason
+    )
     assert len(script.calls) == 1
     clock.now += 301
     assert run(Executor(registry, state=state, clock=clock), book).outcome == "success"
@@ -91,9 +96,14 @@ def test_unreadable_guard_state_refuses_rather_than_guessing(state):
 
 def test_read_only_steps_run_unguarded(registry, script, state):
     clock = Clock()
-    book = build(registry, [{"id": "look", "action": "t.step", "with": {"key": "look"}},
-                            {"id": "change", "action": "t.change", "with": {"key": "change"}}],
-                 guards={"cooldown": "1h"})
+    book = build(
+        registry,
+        [
+            {"id": "look", "action": "t.step", "with": {"key": "look"}},
+            {"id": "change", "action": "t.change", "with": {"key": "change"}},
+        ],
+        guards={"cooldown": "1h"},
+    )
     assert run(Executor(registry, state=state, clock=clock), book).outcome == "success"
     # within the cooldown, the read-only step alone still runs; the mutating one is refused
     assert run(Executor(registry, state=state, clock=clock), book, only_step="look").outcome == "success"
@@ -102,9 +112,14 @@ def test_read_only_steps_run_unguarded(registry, script, state):
 
 def test_the_record_and_the_audit_log_describe_the_run(registry, script, state):
     script.failures["b"] = ["perm"]
-    book = build(registry, [{"id": "a", "action": "t.step", "with": {"key": "a"}},
-                            {"id": "b", "action": "t.step", "with": {"key": "b"}}],
-                 params={"p": {"type": "integer", "default": 3}})
+    book = build(
+        registry,
+        [
+            {"id": "a", "action": "t.step", "with": {"key": "a"}},
+            {"id": "b", "action": "t.step", "with": {"key": "b"}},
+        ],
+        params={"p": {"type": "integer", "default": 3}},
+    )
     result = run(Executor(registry, state=state), book)
     record = json.loads(result.record_path.read_text())
     assert record["outcome"] == "failed" and record["exit_code"] == 1
@@ -134,11 +149,14 @@ def _everything_written(state: Path) -> str:
 
 def test_secrets_never_reach_records_audit_or_progress(registry, script, state):
     reporter = Recording()
-    book = build(registry, [
-        {"id": "use", "action": "t.secret", "with": {"token_secret": "API_TOKEN"}},
-        {"id": "echo", "action": "t.step", "with": {"key": "echo", "value": "${steps.use.output.echo}"}},
-        {"id": "fail", "action": "t.secret", "with": {"token_secret": "API_TOKEN", "fail": True}},
-    ])
+    book = build(
+        registry,
+        [
+            {"id": "use", "action": "t.secret", "with": {"token_secret": "API_TOKEN"}},
+            {"id": "echo", "action": "t.step", "with": {"key": "echo", "value": "${steps.use.output.echo}"}},
+            {"id": "fail", "action": "t.secret", "with": {"token_secret": "API_TOKEN", "fail": True}},
+        ],
+    )
     result = run(Executor(registry, state=state, reporter=reporter, environ={"API_TOKEN": SECRET}), book)
     assert script.secrets_seen == [SECRET, SECRET]  # the action itself got the real value
     assert result.steps[0].output == {"echo": "Bearer ***"}

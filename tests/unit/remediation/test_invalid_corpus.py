@@ -53,8 +53,9 @@ def test_all_corpus_files_at_once_report_every_file(capsys: pytest.CaptureFixtur
     code = main(["validate", str(CORPUS[0].parent)], registry=make_registry(Script()))
     err = capsys.readouterr().err
     assert code == 2
-    assert {p.name for p in CORPUS} <= {Path(line.split(":")[1].strip()).name for line in err.splitlines()
-                                        if line.startswith("error: ")}
+    assert {p.name for p in CORPUS} <= {
+        Path(line.split(":")[1].strip()).name for line in err.splitlines() if line.startswith("error: ")
+    }
 
 
 def test_json_output_lists_problems(capsys: pytest.CaptureFixture[str]) -> None:
@@ -69,12 +70,18 @@ def test_json_output_lists_problems(capsys: pytest.CaptureFixture[str]) -> None:
     assert problems[0]["line"] == 11
 
 
-@pytest.mark.parametrize("name", ["yaml-syntax", "empty-file", "wrong-api-version", "recursive-alias",
-                                  "duplicate-yaml-key"])
+@pytest.mark.parametrize(
+    "name", ["yaml-syntax", "empty-file", "wrong-api-version", "recursive-alias", "duplicate-yaml-key"]
+)
 def test_the_installed_command_never_shows_a_traceback(name: str) -> None:
     path = CORPUS[0].parent / f"{name}.yaml"
-    proc = subprocess.run([sys.executable, "-m", "remediation.cli", "validate", str(path)],
-                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "remediation.cli", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stdout + proc.stderr
     assert header(path)[0][0] in proc.stderr
