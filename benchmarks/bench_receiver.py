@@ -34,7 +34,8 @@ sys.path.insert(0, str(PROJECT))
 from remediation.receiver.alertlog import AlertLog  # noqa: E402
 from remediation.receiver.core import Receiver, ReceiverConfig  # noqa: E402
 from remediation.receiver.events import RecordingEvents  # noqa: E402
-from remediation.receiver.guards import InMemoryGuardStore  # noqa: E402
+from remediation.receiver.guards import GuardStore, InMemoryGuardStore  # noqa: E402
+from remediation.receiver.guards_cluster import LeaseGuardStore  # noqa: E402
 from remediation.receiver.jobs import JobTemplate, LaunchRequest, LaunchResult  # noqa: E402
 from remediation.receiver.jobs_cluster import KubernetesJobLauncher  # noqa: E402
 from remediation.receiver.mapping import Target  # noqa: E402
@@ -154,7 +155,9 @@ def floor_throughput(launcher: KubernetesJobLauncher, n: int, workers: int) -> f
     return n / (time.perf_counter() - start)
 
 
-def measure(launcher: KubernetesJobLauncher, n: int, workers: int, tmp: Path) -> dict[str, Any]:
+def measure(
+    launcher: KubernetesJobLauncher, store: GuardStore, n: int, workers: int, tmp: Path
+) -> dict[str, Any]:
     """Latency samples interleaved (bare call, then alert, ...) so load on the machine hits both alike;
     throughput of the floor measured before and after the receiver's, and averaged."""
     runbooks = tmp / "runbooks"
@@ -164,10 +167,10 @@ def measure(launcher: KubernetesJobLauncher, n: int, workers: int, tmp: Path) ->
     timed = TimedLauncher(launcher)
     rec = Receiver(
         ReceiverConfig(runbooks),
-        InMemoryGuardStore(),
+        store,
         timed,
         events=RecordingEvents(),
-        alert_log=AlertLog(tmp / "alerts.jsonl"),
+        alert_log=AlertLog(tmp / f"alerts-{uuid.uuid4().hex[:6]}.jsonl"),
     )
     server = ReceiverServer(rec, TokenSource(tmp / "token"), workers=workers, queue_size=10 * n)
     server.start()
@@ -201,6 +204,20 @@ def measure(launcher: KubernetesJobLauncher, n: int, workers: int, tmp: Path) ->
     return {"floor_lat": floor_lat, "recv_lat": recv_lat, "floor_tput": floor_tput, "recv_tput": recv_tput}
 
 
+def report(title: str, m: dict[str, Any]) -> None:
+    ms = 1000.0
+    floor_lat, recv_lat = m["floor_lat"], m["recv_lat"]
+    print(f"-- {title}")
+    print(f"{'':24}{'receiver':>12}{'floor':>12}{'ratio':>8}")
+    for label, r, f in (
+        ("latency p50 (ms)", statistics.median(recv_lat) * ms, statistics.median(floor_lat) * ms),
+        ("latency p99 (ms)", _pct(recv_lat, 0.99) * ms, _pct(floor_lat, 0.99) * ms),
+    ):
+        print(f"{label:24}{r:12.2f}{f:12.2f}{r / f:7.2f}x")
+    r, f = m["recv_tput"], m["floor_tput"]
+    print(f"{'throughput (Jobs/s)':24}{r:12.1f}{f:12.1f}{r / f:7.2f}x")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -209,30 +226,33 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
     api, where, cleanup = _api()
-    namespace = where.split()[0] if "control plane" in where else "bench"
+    on_cluster = "control plane" in where
+    namespace = where.split()[0] if on_cluster else "bench"
     launcher = KubernetesJobLauncher(api, replace(JobTemplate(), namespace=namespace))
+    results: list[tuple[str, dict[str, Any]]] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
             launcher.launch(_request(0, "warmup0"))  # connection set-up is not part of either number
-            m = measure(launcher, args.alerts, args.workers, Path(tmp))
+            results.append(
+                (
+                    "guard state in memory",
+                    measure(launcher, InMemoryGuardStore(), args.alerts, args.workers, Path(tmp)),
+                )
+            )
+            if on_cluster:  # the production set-up: guard state in Leases, one more API round trip or two
+                lease_store = LeaseGuardStore(api, namespace)
+                results.append(
+                    (
+                        "guard state in Leases",
+                        measure(launcher, lease_store, args.alerts, args.workers, Path(tmp)),
+                    )
+                )
     finally:
         cleanup()
-    floor_lat, recv_lat, floor_tput, recv_tput = (
-        m["floor_lat"],
-        m["recv_lat"],
-        m["floor_tput"],
-        m["recv_tput"],
-    )
-    ms = 1000.0
     print(f"receiver benchmark: {args.alerts} alerts, {args.workers} workers, {where}")
-    print(f"{'':24}{'receiver':>12}{'floor':>12}{'ratio':>8}")
-    for label, r, f in (
-        ("latency p50 (ms)", statistics.median(recv_lat) * ms, statistics.median(floor_lat) * ms),
-        ("latency p99 (ms)", _pct(recv_lat, 0.99) * ms, _pct(floor_lat, 0.99) * ms),
-    ):
-        print(f"{label:24}{r:12.2f}{f:12.2f}{r / f:7.2f}x")
-    print(f"{'throughput (Jobs/s)':24}{recv_tput:12.1f}{floor_tput:12.1f}{recv_tput / floor_tput:7.2f}x")
-    print("floor = the bare create-Job API call; latency = POST of the alert until its Job exists")
+    for title, m in results:
+        report(title, m)
+    print("floor = the bare create-Job API call, same run; latency = POST of the alert until its Job exists")
     return 0
 
 

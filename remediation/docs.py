@@ -135,8 +135,27 @@ def render_index(runbooks: Iterable[Runbook]) -> str:
         triggers = ", ".join(f"`{t.alert}`" for t in runbook.triggers) or "manual / schedule"
         link = f"[{runbook.name}]({runbook.name}.md)"
         out.append(f"| {link} | {runbook.severity} | {_cell(runbook.title)} | {triggers} |")
-    out.append("")
+    out += ["", LANGUAGE]
     return "\n".join(out)
+
+
+LANGUAGE = """## How to read a runbook
+
+- **Steps** run in order. `on: {success: ..., failure: ...}` picks what comes next: `next` (the default after
+  success), `continue` (go on, but the failure counts: the run ends failed), `end`, a step id, `escalate`
+  (run the escalation steps) or `abort` (the default after a failure).
+- **when:** a condition such as `steps.inspect.outcome == "failed" or params.force`; a false condition skips
+  the step.
+- **retry:** only temporary errors (timeouts, refused connections, 5xx) are retried, with fixed or exponential
+  backoff, capped, with optional jitter. **timeout:** bounds each attempt; the runbook's timeout bounds the run.
+- **foreach:** the step runs once per item, at most `concurrency` at a time; it succeeds when every item does.
+- **Templates:** `${params.X}`, `${profile.X}` (the `--profile` file), `${steps.ID.output.KEY}` (earlier
+  steps), `${item}`, `${run.id}`, `${run.started_at}`, `${run.failures}`, `${trigger.labels.X}`.
+- **Guards:** runbooks that change things declare a cooldown and a run budget per target, and hold a lock on
+  the target while they run.
+- `remediation plan NAME` shows every step with its templates resolved and executes nothing;
+  `remediation run NAME --step ID` runs one step; `--from ID` resumes with the outputs of the last run.
+"""
 
 
 def write_docs(runbooks: list[Runbook], registry: ActionRegistry, out_dir: Path) -> list[Path]:

@@ -240,3 +240,21 @@ def test_help_documents_the_exit_codes(capsys):
     out = capsys.readouterr().out
     for line in ("0  success", "1  the run failed", "2  invalid input", "3  the run escalated", "4  refused"):
         assert line in out
+
+
+def test_progress_on_a_terminal_rewrites_the_running_line(registry, script, tmp_path):
+    import io
+
+    from remediation.executor import Executor
+    from remediation.progress import TextReporter
+
+    from .helpers import build, run
+
+    book = build(registry, [{"id": "a", "action": "t.step", "with": {"key": "a", "log": "working"}}])
+    tty, plain = io.StringIO(), io.StringIO()
+    run(Executor(registry, state=tmp_path / "s1", reporter=TextReporter(tty, tty=True)), book)
+    run(Executor(registry, state=tmp_path / "s2", reporter=TextReporter(plain, tty=False)), book)
+    assert "… a" in tty.getvalue() and "\r\x1b[K" in tty.getvalue()
+    assert "\x1b" not in plain.getvalue() and "… a" not in plain.getvalue()
+    for text in (tty.getvalue(), plain.getvalue()):
+        assert "      a: working" in text and "✔ a" in text and "SUCCESS (exit 0)" in text
