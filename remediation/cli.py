@@ -136,6 +136,9 @@ def main(argv: Sequence[str] | None = None, *, registry: ActionRegistry | None =
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_FAILED
+    except OSError as err:  # an unwritable state or output directory, a full disk: say which file
+        print(f"error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def _print_problems(problems: list[Problem], output: str) -> None:

@@ -10,7 +10,14 @@ source "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 BINARIES=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok)
 DEST="$(cache_dir controlplane "$KUBERNETES_VERSION" "$ETCD_VERSION" "$KWOK_VERSION")"
 
-if [[ -d "$DEST/bin" ]] && for b in "${BINARIES[@]}"; do [[ -x "$DEST/bin/$b" ]] || exit 1; done; then
+# complete DIR: every binary and the kwok stages are there.
+complete() {
+  local b
+  for b in "${BINARIES[@]}"; do [[ -x "$1/$b" ]] || return 1; done
+  [[ -s "$1/kwok-stages.yaml" ]]
+}
+
+if complete "$DEST/bin"; then
   log "control plane: reusing cached build in $DEST/bin"
   echo "$DEST/bin"
   exit 0
@@ -100,8 +107,10 @@ build_etcd() {
     echo "go $goversion"
     echo
     echo "require go.etcd.io/etcd/server/v3 $ETCD_VERSION"
+    # Sibling modules (../api, ../client/v3, ...) at the same published version; its ./FORBIDDEN_DEPENDENCY
+    # replaces only guard etcd's own repository and are left out.
     go mod edit -json "$gomod" | jq -r --arg v "$ETCD_VERSION" '
-      (.Replace // [])[] | select(.New.Path | startswith("./") or startswith("../"))
+      (.Replace // [])[] | select(.New.Path | startswith("../"))
       | "replace \(.Old.Path) => \(.Old.Path) \($v)"'
   } >"$wrap/go.mod"
   timed "etcd module graph (go get)" bash -c "cd '$wrap' && go get go.etcd.io/etcd/server/v3@$ETCD_VERSION"
@@ -112,13 +121,22 @@ build_etcd() {
 build_kwok() {
   timed kwok env GOBIN="$OUT" go install "${BUILD_FLAGS[@]}" \
     -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  # kwok does nothing without Stages. Its "fast" set (the one kwokctl uses by default) ships in the module:
+  # nodes initialised and kept alive with Leases, pods made Ready at once (and Job pods completed).
+  local dir stage
+  dir="$(jq -r .Dir <<<"$(module_json "sigs.k8s.io/kwok@$KWOK_VERSION")")/kustomize/stage"
+  for stage in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease \
+    pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
+    echo "---"
+    cat "$dir/$stage.yaml"
+  done >"$OUT/kwok-stages.yaml"
 }
 
 log "control plane: building Kubernetes $KUBERNETES_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION with $(go env GOVERSION)"
 build_kubernetes
 build_etcd
 build_kwok
-for b in "${BINARIES[@]}"; do [[ -x "$OUT/$b" ]] || { log "missing $b after the build"; exit 1; }; done
+complete "$OUT" || { log "the build finished without every binary and kwok-stages.yaml in $OUT"; exit 1; }
 
 # Publish atomically: a half-finished build never looks like a finished one.
 mkdir -p "$DEST"

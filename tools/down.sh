@@ -27,7 +27,7 @@ fi
 
 if [[ -f "$STARTED_MARKER" ]]; then
   log "stopping the local cluster that \`make up\` started (tools/cluster down)"
-  "$TOOLS_DIR/cluster" down || fail "tools/cluster down failed" "see \`tools/cluster status\` and .state/cluster/logs/"
+  "$TOOLS_DIR/cluster" down || fail "tools/cluster down failed" "see \`tools/cluster status\` and ${SHORTS_CLUSTER_DIR:-.state/cluster}/logs/"
   rm -f "$STARTED_MARKER"
 fi
 log "done"

@@ -17,13 +17,13 @@ else
   "$TOOLS_DIR/cluster" status >/dev/null 2>&1 && already_running=true
   "$TOOLS_DIR/cluster" up ||
     fail "the local cluster did not start" \
-      "read the logs under .state/cluster/logs/, run \`tools/cluster down\`, then \`make up\` again"
+      "read the logs under ${SHORTS_CLUSTER_DIR:-.state/cluster}/logs/, run \`tools/cluster down\`, then \`make up\` again"
   eval "$("$TOOLS_DIR/cluster" env)"
   export KUBECONFIG
   # Remember that this cluster is ours to stop, unless it already ran before us.
   $already_running || { mkdir -p "$(dirname "$STARTED_MARKER")" && touch "$STARTED_MARKER"; }
   cluster_reachable || fail "the local cluster started but its API does not answer" \
-    "see \`tools/cluster status\` and .state/cluster/logs/kube-apiserver.log"
+    "see \`tools/cluster status\` and ${SHORTS_CLUSTER_DIR:-.state/cluster}/logs/kube-apiserver.log"
 fi
 
 select_stack

@@ -51,10 +51,14 @@ async def _get(client: httpx.AsyncClient, url: str, timeout: float) -> ActionErr
 
 def describe(params: Params) -> str:
     p = with_defaults(PARAMS, params)
-    batches = -(-len(p["urls"]) // p["batch_size"])
+    urls = p["urls"]
+    if not isinstance(urls, list):  # a plan may show a value only a run can know
+        return f"would GET each of {urls} to warm the cache, {p['batch_size']} at a time"
+    batches = -(-len(urls) // p["batch_size"])
+    shown = ", ".join(safe_url(u) for u in urls[:3]) + (f" and {len(urls) - 3} more" if len(urls) > 3 else "")
     return (
-        f"would GET {len(p['urls'])} URLs to warm the cache, {p['batch_size']} at a time "
-        f"({batches} batches, {p['pause']} apart)"
+        f"would GET {len(urls)} URLs to warm the cache, {p['batch_size']} at a time "
+        f"({batches} batch{'es' if batches != 1 else ''}, {p['pause']} apart): {shown}"
     )
 
 

@@ -224,7 +224,8 @@ async def check(ctx: ActionContext, params: Params) -> Output:
 
 
 def describe_query(params: Params) -> str:
-    return f"would run read-only on {safe_dsn(params['dsn'])}: {shorten(' '.join(params['sql'].split()), 70)}"
+    statement = shorten(" ".join(str(params["sql"]).split()), 200)
+    return f"would run read-only on {safe_dsn(params['dsn'])}: {statement}"
 
 
 @action(

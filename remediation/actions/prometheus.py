@@ -6,7 +6,7 @@ import math
 from typing import Any
 from urllib.parse import urlencode
 
-from remediation.actions._display import safe_url, shorten
+from remediation.actions._display import safe_url
 from remediation.actions._durations import duration_schema, parse_duration
 from remediation.actions._httpclient import check_status, send
 from remediation.actions._params import params_schema, string, with_defaults
@@ -37,7 +37,8 @@ def _series(data: dict[str, Any]) -> list[tuple[dict[str, str], float]]:
 
 def describe(params: Params) -> str:
     limit = f" and check that it is {text(params['threshold'])}" if "threshold" in params else ""
-    return f"would query {safe_url(params['url'])}: {shorten(params['query'], 70)}{limit}"
+    query = " ".join(str(params["query"]).split())  # one line, but whole: a plan hides nothing
+    return f"would query {safe_url(params['url'])}: {query}{limit}"
 
 
 @action(

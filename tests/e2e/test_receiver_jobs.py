@@ -20,7 +20,7 @@ from kubernetes.client.rest import ApiException
 from remediation.receiver.alertlog import AlertLog
 from remediation.receiver.core import Receiver, ReceiverConfig
 from remediation.receiver.events import KubernetesEvents
-from remediation.receiver.guards import GuardPolicy
+from remediation.receiver.guards import GuardPolicy, GuardState, decide
 from remediation.receiver.guards_cluster import STATE_ANNOTATION, LeaseGuardStore
 from remediation.receiver.jobs import JobTemplate
 from remediation.receiver.jobs_cluster import KubernetesJobLauncher
@@ -221,25 +221,55 @@ def test_a_firing_alert_creates_exactly_one_job(
     assert [r["outcome"] for r in replicas[1].records()] == ["deduplicated"]
 
 
-def test_two_replicas_racing_on_one_alert_start_one_job(
+def test_two_replicas_racing_on_one_target_start_one_job(
     replicas: list[Replica], k8s: client.ApiClient, namespace: str
 ) -> None:
-    for n in range(5):  # five different targets, each raced by both replicas at once
-        notification = payload(alert(fingerprint=f"bbbb{n:04d}", namespace=namespace, deployment=f"svc{n}"))
+    for n in range(5):  # five targets; on each, two pods' alerts reach the two replicas at the same moment
         barrier = threading.Barrier(2)
 
-        def send(
-            replica: Replica, body: dict[str, Any] = notification, gate: threading.Barrier = barrier
-        ) -> int:
-            gate.wait()  # both replicas get the notification at the same moment
-            return replica.send(body)
+        def send(i: int, target: int = n, gate: threading.Barrier = barrier) -> int:
+            body = payload(
+                alert(
+                    fingerprint=f"b{i}{target:06d}",
+                    namespace=namespace,
+                    deployment=f"svc{target}",
+                    pod=f"pod-{i}",
+                )
+            )
+            gate.wait()
+            return replicas[i].send(body)
 
         with ThreadPoolExecutor(2) as pool:
-            assert list(pool.map(send, replicas)) == [200, 200]
+            assert list(pool.map(send, range(2))) == [200, 200]
     drain(*replicas)
     created = jobs(k8s, namespace)
     assert len(created) == 5
     assert len({j.metadata.labels["remediation.shorts.ops/target"] for j in created}) == 5
+
+
+def test_the_lease_store_lets_exactly_one_of_many_concurrent_deciders_run(
+    replicas: list[Replica], namespace: str
+) -> None:
+    """Optimistic concurrency on the Lease: 16 deciders (two stores, as two replicas) on one key, one run."""
+    policy = GuardPolicy()
+    stores = [replica.store for replica in replicas]
+    key = "race|shorts/deployment/api"
+    # The Lease exists already (a run two hours ago): the race is on replace, not on create.
+    stores[0].update(key, lambda state: (None, GuardState(starts=[], last_start=time.time() - 7200)))
+    barrier = threading.Barrier(16)
+
+    def decide_once(i: int) -> str:
+        def fn(state: GuardState) -> tuple[str, GuardState | None]:
+            decision, new = decide(state, policy, f"alert-{i}", time.time())
+            return decision.action, new if decision.action == "run" else None
+
+        barrier.wait()
+        return stores[i % 2].update(key, fn)
+
+    with ThreadPoolExecutor(16) as pool:
+        actions = list(pool.map(decide_once, range(16)))
+    assert sorted(actions) == ["run"] + ["suppress"] * 15
+    assert time.time() - (stores[1].get(key).last_start or 0) < 600
 
 
 def test_a_second_firing_within_the_cooldown_creates_none_and_says_why_on_the_target(

@@ -6,6 +6,7 @@ import pytest
 
 from remediation.errors import PermanentError, TemporaryError
 from tests.servers.context import RecordingContext, run_action
+from tests.servers.net import Blackhole
 from tests.servers.slack import SlackStub
 
 pytestmark = pytest.mark.integration
@@ -72,3 +73,11 @@ def test_webhook_statuses(slack: SlackStub) -> None:
     slack.answer_status = 401
     with pytest.raises(PermanentError):
         run_action("notify.webhook", {"url": f"{slack.url}/x", "json": {}})
+
+
+def test_slack_timeout_is_temporary(blackhole: Blackhole) -> None:
+    ctx = RecordingContext(
+        secrets={"SLACK_WEBHOOK_URL": f"http://127.0.0.1:{blackhole.port}/services/T/B/tok"}
+    )
+    with pytest.raises(TemporaryError, match="POST the Slack webhook timed out"):
+        run_action("notify.slack", {"channel": "#incident", "text": "x", "timeout": "300ms"}, ctx)

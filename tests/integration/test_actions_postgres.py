@@ -20,18 +20,6 @@ pytestmark = pytest.mark.integration
 APP = RecordingContext(secrets={"PG_APP_PASSWORD": PASSWORDS["app"]})
 
 
-def _session(pg: PostgresServer, role: str) -> psycopg.Connection:
-    return psycopg.connect(pg.dsn(role), password=PASSWORDS.get(role), autocommit=True)
-
-
-def _live_pids(pg: PostgresServer) -> set[int]:
-    with psycopg.connect(pg.dsn(), autocommit=True) as admin:
-        return {
-            r[0]
-            for r in admin.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend'")
-        }
-
-
 @pytest.fixture
 def clean_stats(postgres: PostgresServer) -> PostgresServer:
     with psycopg.connect(postgres.dsn(), autocommit=True) as admin:
@@ -42,7 +30,7 @@ def clean_stats(postgres: PostgresServer) -> PostgresServer:
 @pytest.fixture
 def active_session(postgres: PostgresServer) -> Iterator[int]:
     """A session of `other` busy in a long query while the test runs (state = 'active')."""
-    conn = _session(postgres, "other")
+    conn = postgres.session("other")
     pid = conn.info.backend_pid
 
     def busy() -> None:
@@ -82,7 +70,7 @@ def test_check_fails_when_active_sessions_reach_the_limit(
 
 
 def test_check_finds_slow_statements_in_pg_stat_statements(clean_stats: PostgresServer) -> None:
-    with _session(clean_stats, "app") as conn:
+    with clean_stats.session("app") as conn:
         conn.execute("SELECT pg_sleep(0.3), 'slow report'")
     with pytest.raises(PermanentError, match="1 statements average over 200 ms") as err:
         run_action("postgres.check", {"dsn": clean_stats.dsn(), "slow_query_ms": 200})
@@ -92,7 +80,7 @@ def test_check_finds_slow_statements_in_pg_stat_statements(clean_stats: Postgres
 
 
 def test_check_tolerates_slow_statements_up_to_the_allowance(clean_stats: PostgresServer) -> None:
-    with _session(clean_stats, "app") as conn:
+    with clean_stats.session("app") as conn:
         conn.execute("SELECT pg_sleep(0.3)")
     out = run_action(
         "postgres.check", {"dsn": clean_stats.dsn(), "slow_query_ms": 200, "max_slow_queries": 1}
@@ -177,25 +165,25 @@ def test_query_with_bad_sql_is_permanent(postgres: PostgresServer) -> None:
 
 
 def test_terminate_idle_ends_only_the_roles_old_idle_sessions(postgres: PostgresServer) -> None:
-    old_idle = [_session(postgres, "app") for _ in range(3)]
-    old_in_tx = _session(postgres, "app")
+    old_idle = [postgres.session("app") for _ in range(3)]
+    old_in_tx = postgres.session("app")
     old_in_tx.execute("BEGIN")
     old_in_tx.execute("SELECT count(*) FROM videos")  # now "idle in transaction"
-    other_role = _session(postgres, "other")
-    time.sleep(1.2)  # these sessions are now idle for more than idle_for (1s) ...
-    fresh = _session(postgres, "app")  # ... and this one is not
+    other_role = postgres.session("other")
+    time.sleep(2.5)  # these sessions are now idle for more than idle_for (2s) ...
+    fresh = postgres.session("app")  # ... and this one is not
     doomed = {c.info.backend_pid for c in [*old_idle, old_in_tx]}
     spared = {fresh.info.backend_pid, other_role.info.backend_pid}
 
     out = run_action(
         "postgres.terminate_idle",
-        {"dsn": postgres.dsn("app"), "password_secret": "PG_APP_PASSWORD", "role": "app", "idle_for": "1s"},
+        {"dsn": postgres.dsn("app"), "password_secret": "PG_APP_PASSWORD", "role": "app", "idle_for": "2s"},
         APP,
     )
 
     assert out["terminated"] == 4
     assert set(out["pids"]) == doomed
-    live = _live_pids(postgres)
+    live = postgres.live_pids()
     assert not doomed & live
     assert spared <= live
     for conn in [*old_idle, old_in_tx]:  # the clients notice: their connection is gone
@@ -207,8 +195,8 @@ def test_terminate_idle_ends_only_the_roles_old_idle_sessions(postgres: Postgres
 
 
 def test_terminate_idle_respects_the_states(postgres: PostgresServer) -> None:
-    idle = _session(postgres, "app")
-    in_tx = _session(postgres, "app")
+    idle = postgres.session("app")
+    in_tx = postgres.session("app")
     in_tx.execute("BEGIN")
     in_tx.execute("SELECT 1")
     out = run_action(
@@ -216,7 +204,7 @@ def test_terminate_idle_respects_the_states(postgres: PostgresServer) -> None:
         {"dsn": postgres.dsn(), "role": "app", "idle_for": "0s", "states": ["idle in transaction"]},
     )
     assert out["pids"] == [in_tx.info.backend_pid]
-    assert idle.info.backend_pid in _live_pids(postgres)
+    assert idle.info.backend_pid in postgres.live_pids()
     idle.close()
     in_tx.close()
 
@@ -224,7 +212,7 @@ def test_terminate_idle_respects_the_states(postgres: PostgresServer) -> None:
 def test_terminate_idle_never_touches_active_sessions(postgres: PostgresServer, active_session: int) -> None:
     out = run_action("postgres.terminate_idle", {"dsn": postgres.dsn(), "role": "other", "idle_for": "0s"})
     assert active_session not in out["pids"]
-    assert active_session in _live_pids(postgres)
+    assert active_session in postgres.live_pids()
 
 
 def test_terminate_idle_with_nothing_to_do(postgres: PostgresServer) -> None:
@@ -235,7 +223,7 @@ def test_terminate_idle_with_nothing_to_do(postgres: PostgresServer) -> None:
 
 
 def test_a_role_may_not_terminate_another_roles_sessions(postgres: PostgresServer) -> None:
-    victim = _session(postgres, "other")
+    victim = postgres.session("other")
     with pytest.raises(PermanentError, match=r"permission denied|must be a member"):
         run_action(
             "postgres.terminate_idle",
@@ -247,7 +235,7 @@ def test_a_role_may_not_terminate_another_roles_sessions(postgres: PostgresServe
             },
             APP,
         )
-    assert victim.info.backend_pid in _live_pids(postgres)
+    assert victim.info.backend_pid in postgres.live_pids()
     victim.close()
 
 

@@ -7,6 +7,7 @@ changes nothing (the servers' state is read before and after).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -22,7 +23,7 @@ import pytest
 import redis
 import yaml
 
-from tests.servers.postgres_server import PASSWORDS, PostgresServer
+from tests.servers.postgres_server import PostgresServer
 from tests.servers.prometheus_server import PrometheusServer
 from tests.servers.redis_server import RedisServer
 from tests.servers.shorts import ShortsStub
@@ -90,44 +91,36 @@ def steps(result: Any) -> dict[str, dict[str, Any]]:
 # ---- db-pool-reset --------------------------------------------------------------------------------
 
 
-def _session(pg: PostgresServer, role: str) -> psycopg.Connection:
-    return psycopg.connect(pg.dsn(role), password=PASSWORDS[role], autocommit=True)
-
-
-def _live_pids(pg: PostgresServer) -> set[int]:
-    with psycopg.connect(pg.dsn(), autocommit=True) as admin:
-        rows = admin.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend'")
-        return {r[0] for r in rows}
-
-
 @pytest.fixture
 def pool_exhausted(postgres: PostgresServer) -> Iterator[dict[str, Any]]:
     """The classic pile-up: an app session idle in a transaction holds a row lock, a request waits on it
-    (an *active* session), and the pool also holds idle app sessions. A fresh app session and another
-    role's session must survive the reset."""
+    (an *active* session), and the pool also holds idle app sessions. Another role's sessions must
+    survive the reset. (That sessions idle for less than idle_for survive is shown by the action's own
+    tests: here the command's start-up time would blur the line.)"""
     with psycopg.connect(postgres.dsn(), autocommit=True) as admin:
-        admin.execute("GRANT UPDATE ON videos TO app, other")
-    holder = _session(postgres, "app")
+        admin.execute("GRANT SELECT, UPDATE ON videos TO app, other")
+    holder = postgres.session("app")
     holder.execute("BEGIN")
     holder.execute("UPDATE videos SET title = title WHERE id = 1")
-    idle = [_session(postgres, "app") for _ in range(2)]
-    other = _session(postgres, "other")
+    idle = [postgres.session("app") for _ in range(2)]
+    other = postgres.session("other")
     time.sleep(1.2)  # older than the idle_for (1s) the test runs with
-    fresh = _session(postgres, "app")
-    waiter = _session(postgres, "other")
+    waiter = postgres.session("other")
     blocked = threading.Thread(target=lambda: waiter.execute("UPDATE videos SET title = 'x' WHERE id = 1"))
     blocked.start()
     with psycopg.connect(postgres.dsn(), autocommit=True) as admin:
         query = "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND wait_event_type = 'Lock'"
         while not admin.execute(query, [waiter.info.backend_pid]).fetchone():
+            assert blocked.is_alive(), "the waiting UPDATE ended instead of waiting on the lock"
             time.sleep(0.02)
     yield {
         "doomed": {holder.info.backend_pid, *(c.info.backend_pid for c in idle)},
-        "spared": {fresh.info.backend_pid, other.info.backend_pid, waiter.info.backend_pid},
+        "spared": {other.info.backend_pid, waiter.info.backend_pid},
         "waiter": blocked,
     }
+    holder.close()  # releases the lock if the test left it held, so the waiting UPDATE ends
     blocked.join(timeout=10)
-    for conn in (holder, *idle, other, fresh, waiter):
+    for conn in (*idle, other, waiter):
         conn.close()
 
 
@@ -147,13 +140,52 @@ def test_db_pool_reset_terminates_the_idle_sessions_and_frees_the_pool(
     assert set(by_id["reset"]["output"]["pids"]) == pool_exhausted["doomed"]
     assert by_id["verify"]["outcome"] == "success"
     assert by_id["verify"]["output"]["active_connections"] == 0  # the lock is gone, the request went through
-    live = _live_pids(postgres)
+    live = postgres.live_pids()
     assert not pool_exhausted["doomed"] & live
     assert pool_exhausted["spared"] <= live
     pool_exhausted["waiter"].join(timeout=10)
     assert not pool_exhausted["waiter"].is_alive()
     assert [p.json["channel"] for p in slack.posts] == ["#ops"]
     assert "3개 세션 종료" in slack.posts[0].json["text"]
+
+
+@pytest.fixture
+def busy_session(postgres: PostgresServer) -> Iterator[int]:
+    """Another role's session busy in a long query: an active session no pool reset may touch."""
+    conn = postgres.session("other")
+
+    def busy() -> None:
+        with contextlib.suppress(psycopg.errors.QueryCanceled):
+            conn.execute("SELECT pg_sleep(60)")
+
+    worker = threading.Thread(target=busy, daemon=True)
+    worker.start()
+    with psycopg.connect(postgres.dsn(), autocommit=True) as admin:
+        query = "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND state = 'active'"
+        while not admin.execute(query, [conn.info.backend_pid]).fetchone():
+            time.sleep(0.02)
+    yield conn.info.backend_pid
+    conn.cancel_safe()
+    worker.join()
+    conn.close()
+
+
+def test_db_pool_reset_escalates_when_the_pool_stays_exhausted(
+    busy_session: int, postgres: PostgresServer, profile: Path, slack: SlackStub, tmp_path: Path
+) -> None:
+    code, result = remediation(
+        "run", "db-pool-reset", "--output", "json", "--param", "app_role=app", "--param", "idle_for=1s",
+        "--param", "max_active_connections=1",
+        profile=profile, state=tmp_path, env={"SLACK_WEBHOOK_URL": slack.webhook_url},
+    )  # fmt: skip
+    assert isinstance(result, dict)
+    assert (code, result["outcome"]) == (3, "escalated"), result
+    by_id = steps(result)
+    assert by_id["verify"]["outcome"] == "failed"
+    assert by_id["verify"]["attempts"] == 1  # a crossed threshold is permanent: no retry
+    assert busy_session in postgres.live_pids()  # active sessions are never terminated
+    assert [p.json["channel"] for p in slack.posts] == ["#incident"]
+    assert slack.posts[0].json["text"].startswith("[P1] DB 연결 풀 리셋 후에도")
 
 
 # ---- cache-flush-warm -----------------------------------------------------------------------------
@@ -266,7 +298,7 @@ def test_morning_check_reports_each_broken_thing(
     api: ShortsStub, profile: Path, slack: SlackStub, tmp_path: Path,
 ) -> None:  # fmt: skip
     api.behave("/health", status=503)  # the API is down
-    with _session(postgres, "app") as conn:  # a statement averaging more than 1 s
+    with postgres.session("app") as conn:  # a statement averaging more than 1 s
         conn.execute("SELECT pg_sleep(1.1)")
     cache.get("cache:absent")  # hit rate 0 %
     code, result = remediation(
@@ -279,7 +311,10 @@ def test_morning_check_reports_each_broken_thing(
     by_id = steps(result)
     failed = {i for i, s in by_id.items() if s["outcome"] == "failed"}
     assert failed == {"services", "database", "youtube-quota", "cache", "certificates", "backup"}, result
-    assert by_id["services"]["attempts"] == 2  # a 503 is temporary: retried once, as the runbook allows
+    services = {r["item"]: r for r in by_id["services"]["output"]["results"]}
+    assert services[f"{api.url}/health"]["outcome"] == "failed"
+    assert "answered 503" in services[f"{api.url}/health"]["error"]
+    assert by_id["services"]["attempts"] == 4  # the 503 is temporary: retried once; app and admin answered
     assert "statements average over 1000 ms" in by_id["database"]["error"]
     assert "which is not < 80" in by_id["youtube-quota"]["error"]
     assert "hit rate 0.0% is below 70%" in by_id["cache"]["error"]
@@ -294,7 +329,7 @@ def test_morning_check_reports_each_broken_thing(
 
 def _state(postgres: PostgresServer, cache: redis.Redis, api: ShortsStub, slack: SlackStub) -> dict[str, Any]:
     return {
-        "sessions": _live_pids(postgres),
+        "sessions": postgres.live_pids(),
         "keys": {k: cache.get(k) for k in cache.keys("*")},
         "redis_connections": cache.info("stats")["total_connections_received"],
         "service_requests": list(api.traffic.events),

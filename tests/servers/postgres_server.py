@@ -39,6 +39,16 @@ class PostgresServer:
         """A DSN without a password, as the profile holds it."""
         return f"host={HOST} port={self.port} dbname={dbname} user={user}"
 
+    def session(self, role: str) -> psycopg.Connection:
+        """A new autocommit session of `role` (as an application's pool would hold)."""
+        return psycopg.connect(self.dsn(role), password=PASSWORDS.get(role), autocommit=True)
+
+    def live_pids(self) -> set[int]:
+        """The client sessions alive now, not counting the one that asks."""
+        query = "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> %s"
+        with psycopg.connect(self.dsn(), autocommit=True) as admin:
+            return {row[0] for row in admin.execute(query, [admin.info.backend_pid])}
+
     def start(self) -> PostgresServer:
         give_to(self.dir, self.user)
         initdb = [

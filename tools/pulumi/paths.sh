@@ -9,17 +9,30 @@ pulumi_bin_dir() {
     "$host_src")/bin"
 }
 
-# pulumi_offline_env: exports what every Pulumi command of this project runs with. Plugins come only from the
-# engine's bin dir (on PATH); nothing is downloaded; state, credentials and plugin cache stay inside the project.
+# pulumi: the built CLI, by full path. The bin dir is deliberately not put on PATH: a provider found on PATH is
+# used whatever version the program asks for (with a warning), while one in the plugin cache must match exactly.
+# The language host needs no PATH either: the CLI finds it beside itself.
+pulumi() { "$(pulumi_bin_dir)/pulumi" "$@"; }
+
+# pulumi_offline_env: exports what every Pulumi command of this project runs with: nothing is downloaded; state,
+# credentials and the plugin cache stay inside the project (.state/); the provider is installed into that plugin
+# cache under the version the Python SDK asks for.
 pulumi_offline_env() {
   local bin; bin="$(pulumi_bin_dir)"
-  export PATH="$bin:$PATH"
   export PULUMI_HOME="${PULUMI_HOME:-$PROJECT_DIR/.state/pulumi-home}"
   export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$PROJECT_DIR/.state/pulumi}"
   export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+  # Even if a user puts the bin dir on PATH, plugins come from the plugin cache (the CLI still finds its
+  # language host beside itself).
+  export PULUMI_IGNORE_AMBIENT_PLUGINS=true
   export PULUMI_SKIP_UPDATE_CHECK=true
-  export PULUMI_SKIP_CONFIRMATIONS=true
-  # The local stacks are not secret stores: an empty passphrase is the documented choice for file backends.
+  # The local stacks hold no secrets: an empty passphrase is the documented choice for a local file backend.
   export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-}"
-  mkdir -p "$PULUMI_HOME" "${PULUMI_BACKEND_URL#file://}"
+  [[ "$PULUMI_BACKEND_URL" == file://* ]] && mkdir -p "${PULUMI_BACKEND_URL#file://}"
+  mkdir -p "$PULUMI_HOME"
+  local plugin="$PULUMI_HOME/plugins/resource-kubernetes-$PULUMI_KUBERNETES_VERSION/pulumi-resource-kubernetes"
+  if ! cmp -s "$bin/pulumi-resource-kubernetes" "$plugin"; then
+    pulumi plugin install resource kubernetes "$PULUMI_KUBERNETES_VERSION" \
+      --file "$bin/pulumi-resource-kubernetes" --reinstall >/dev/null
+  fi
 }

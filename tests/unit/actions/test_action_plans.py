@@ -51,7 +51,8 @@ SPECS = load_all().items()
         (
             "cache.warm",
             {"urls": [f"http://api/{i}" for i in range(12)]},
-            "would GET 12 URLs to warm the cache, 5 at a time (3 batches, 100ms apart)",
+            "would GET 12 URLs to warm the cache, 5 at a time (3 batches, 100ms apart): "
+            "http://api/0, http://api/1, http://api/2 and 9 more",
         ),
         (
             "http.check",

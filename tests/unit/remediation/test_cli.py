@@ -258,3 +258,16 @@ def test_progress_on_a_terminal_rewrites_the_running_line(registry, script, tmp_
     assert "\x1b" not in plain.getvalue() and "… a" not in plain.getvalue()
     for text in (tty.getvalue(), plain.getvalue()):
         assert "      a: working" in text and "✔ a" in text and "SUCCESS (exit 0)" in text
+
+
+def test_an_unwritable_state_directory_is_an_error_not_a_traceback(script, books, tmp_path, capsys):
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("")
+    code = main(
+        ["run", "fix-it", "--runbooks-dir", str(books), "--state-dir", str(blocker / "state")],
+        registry=make_registry(script),
+    )
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert f"error: {blocker}" in err and "Traceback" not in out + err
+    assert script.calls == []
