@@ -191,12 +191,17 @@ def measure(
             recv_lat.append(timed.done[fingerprint] - start)
         floor_before = floor_throughput(launcher, n, workers)
         run = uuid.uuid4().hex[:8]
-        payloads = [_payload(i, run) for i in range(n)]
+        payloads = [_payload(n + i, run) for i in range(n)]  # new targets: no cooldown from the latency run
         start = time.perf_counter()
         with ThreadPoolExecutor(workers) as pool:
             list(pool.map(lambda body: http.post("/alerts", content=body).raise_for_status(), payloads))
         server.drain(timeout_s=300)
         recv_tput = n / (time.perf_counter() - start)
+        created = rec.metrics.jobs_created.value(mode="run")
+        if created != 2 * n or rec.metrics.failures.total():
+            raise SystemExit(
+                f"receiver created {created:g} of {2 * n} Jobs, failures: {rec.metrics.render()}"
+            )
         floor_tput = (floor_before + floor_throughput(launcher, n, workers)) / 2
     finally:
         http.close()

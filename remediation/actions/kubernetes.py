@@ -32,6 +32,7 @@ MERGE_PATCH = "application/merge-patch+json"
 ROLLOUTS = ("argoproj.io", "v1alpha1", "rollouts")
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 POLL_SECONDS = 2.0
+REQUEST_TIMEOUT = (5, 30)  # seconds to connect, to read: a hung API server must not hang the step
 
 Obj = dict[str, Any]
 
@@ -113,28 +114,31 @@ def _now() -> str:
 
 def _get(api: k8s.ApiClient, kind: str, name: str, ns: str) -> Obj:
     if kind == "Deployment":
-        return _as_dict(api, k8s.AppsV1Api(api).read_namespaced_deployment(name, ns))
-    if kind == "HorizontalPodAutoscaler":
-        return _as_dict(api, k8s.AutoscalingV2Api(api).read_namespaced_horizontal_pod_autoscaler(name, ns))
-    return _as_dict(
-        api, k8s.CustomObjectsApi(api).get_namespaced_custom_object(*ROLLOUTS[:2], ns, ROLLOUTS[2], name)
-    )
+        obj: Any = k8s.AppsV1Api(api).read_namespaced_deployment(name, ns, _request_timeout=REQUEST_TIMEOUT)
+    elif kind == "HorizontalPodAutoscaler":
+        obj = k8s.AutoscalingV2Api(api).read_namespaced_horizontal_pod_autoscaler(
+            name, ns, _request_timeout=REQUEST_TIMEOUT
+        )
+    else:
+        obj = k8s.CustomObjectsApi(api).get_namespaced_custom_object(
+            *ROLLOUTS[:2], ns, ROLLOUTS[2], name, _request_timeout=REQUEST_TIMEOUT
+        )
+    return _as_dict(api, obj)
 
 
 def _patch(api: k8s.ApiClient, kind: str, name: str, ns: str, body: Obj, status: bool = False) -> None:
+    how: dict[str, Any] = {"_content_type": MERGE_PATCH, "_request_timeout": REQUEST_TIMEOUT}
     if kind == "Deployment":
-        k8s.AppsV1Api(api).patch_namespaced_deployment(name, ns, body, _content_type=MERGE_PATCH)
+        k8s.AppsV1Api(api).patch_namespaced_deployment(name, ns, body, **how)
     elif kind == "HorizontalPodAutoscaler":
-        k8s.AutoscalingV2Api(api).patch_namespaced_horizontal_pod_autoscaler(
-            name, ns, body, _content_type=MERGE_PATCH
-        )
+        k8s.AutoscalingV2Api(api).patch_namespaced_horizontal_pod_autoscaler(name, ns, body, **how)
     elif status:  # Argo Rollouts v0.10+ keep status in the status subresource: it is patched on its own
         k8s.CustomObjectsApi(api).patch_namespaced_custom_object_status(
-            *ROLLOUTS[:2], ns, ROLLOUTS[2], name, body, _content_type=MERGE_PATCH
+            *ROLLOUTS[:2], ns, ROLLOUTS[2], name, body, **how
         )
     else:
         k8s.CustomObjectsApi(api).patch_namespaced_custom_object(
-            *ROLLOUTS[:2], ns, ROLLOUTS[2], name, body, _content_type=MERGE_PATCH
+            *ROLLOUTS[:2], ns, ROLLOUTS[2], name, body, **how
         )
 
 
@@ -370,7 +374,7 @@ async def cronjob_last_success(ctx: ActionContext, params: Params) -> Output:
     what = f"CronJob {ns}/{name}"
 
     def work(api: k8s.ApiClient) -> Output:
-        cronjob = k8s.BatchV1Api(api).read_namespaced_cron_job(name, ns)
+        cronjob = k8s.BatchV1Api(api).read_namespaced_cron_job(name, ns, _request_timeout=REQUEST_TIMEOUT)
         return {"at": cronjob.status.last_successful_time if cronjob.status else None}
 
     at = (await _call(ctx, f"read {what}", work))["at"]

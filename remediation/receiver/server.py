@@ -3,6 +3,17 @@
 The handler only authenticates, bounds, parses and validates; the decision work happens on a small
 pool of worker threads behind a bounded queue, so Alertmanager gets its answer in milliseconds even
 during a storm. A full queue answers 503, which Alertmanager retries: nothing is dropped silently.
+
+Alertmanager side (the token file is the same Secret the receiver reads with --token-file):
+
+    receivers:
+      - name: remediation
+        webhook_configs:
+          - url: http://remediation-receiver.shorts.svc:8080/alerts
+            send_resolved: true
+            max_alerts: 0
+            http_config:
+              authorization: {type: Bearer, credentials_file: /etc/alertmanager/secrets/receiver-token}
 """
 
 from __future__ import annotations

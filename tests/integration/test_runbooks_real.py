@@ -106,7 +106,7 @@ def pool_exhausted(postgres: PostgresServer) -> Iterator[dict[str, Any]]:
     other = postgres.session("other")
     time.sleep(1.2)  # older than the idle_for (1s) the test runs with
     waiter = postgres.session("other")
-    blocked = threading.Thread(target=lambda: waiter.execute("UPDATE videos SET title = 'x' WHERE id = 1"))
+    blocked = threading.Thread(target=lambda: waiter.execute("UPDATE videos SET title = title WHERE id = 1"))
     blocked.start()
     with psycopg.connect(postgres.dsn(), autocommit=True) as admin:
         query = "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND wait_event_type = 'Lock'"
