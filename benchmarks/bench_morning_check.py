@@ -2,23 +2,30 @@
 `curl` loop like the manual's morning-check.sh over the same endpoints, in the same run.
 
 The executor side is the real `http.check` action inside a `foreach` with bounded concurrency, run
-(a) in-process and (b) as the `remediation run` command (including interpreter start-up). Prints ratios.
+(a) in-process and (b) as the `remediation run` command (including interpreter start-up). A third line
+runs the same runbook with `http.check` swapped for a minimal GET action sharing one HTTP client: the
+difference to (a) is what the real action costs per call (e.g. building a TLS context per request), the
+rest is the executor. Prints ratios.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
+import httpx
 import yaml
 
-from remediation.actions.registry import load_all
+from remediation.actions.registry import ActionRegistry, load_all
 from remediation.executor import Executor
 from remediation.loader import load_file
 
@@ -93,8 +100,21 @@ def curl_loop(urls: list[str]) -> float:
     return time.perf_counter() - started
 
 
-def in_process(path: Path, state: Path) -> float:
-    registry = load_all()
+def shared_client_registry() -> tuple[ActionRegistry, httpx.AsyncClient]:
+    client = httpx.AsyncClient(timeout=10)
+    real = load_all().get("http.check")
+
+    async def get(ctx: Any, params: Mapping[str, Any]) -> dict[str, Any]:
+        response = await client.get(params["url"])
+        return {"status": response.status_code, "latency_ms": 0, "body": None}
+
+    registry = ActionRegistry()
+    registry.register(dataclasses.replace(real, run=get))
+    return registry, client
+
+
+def in_process(path: Path, state: Path, registry: ActionRegistry | None = None) -> float:
+    registry = registry or load_all()
     book = load_file(path, registry)
     params = {"endpoints": book.params["endpoints"].default}
     started = time.perf_counter()
@@ -134,16 +154,23 @@ def main() -> None:
             in_process(path, Path(tmp) / "warm")
             executor_times = [in_process(path, Path(tmp) / f"s{i}") for i in range(3)]
             cli_times = [via_cli(path, Path(tmp) / f"c{i}") for i in range(2)]
+            shared_registry, client = shared_client_registry()
+            shared_times = [in_process(path, Path(tmp) / f"h{i}", shared_registry) for i in range(3)]
+            del client  # left open: it belonged to event loops that are gone
             curl_times = [curl_loop(urls) for _ in range(2)]
     finally:
         for server in servers:
             server.shutdown()
-    executor, cli, curl = min(executor_times), min(cli_times), min(curl_times)
+    executor, cli, curl, shared = min(executor_times), min(cli_times), min(curl_times), min(shared_times)
     print(f"{ENDPOINTS} endpoints answering in {DELAY * 1000:.0f} ms each")
     print(f"sequential curl loop (morning-check.sh style): {curl * 1000:.0f} ms")
     print(
         f"executor foreach http.check, in-process:       {executor * 1000:.0f} ms"
         f"  -> {curl / executor:.1f}x faster"
+    )
+    print(
+        f"same runbook, GET action with one shared client: {shared * 1000:.0f} ms"
+        f"  -> {curl / shared:.1f}x faster"
     )
     print(f"`remediation run` command incl. start-up:      {cli * 1000:.0f} ms  -> {curl / cli:.1f}x faster")
 

@@ -146,8 +146,9 @@ LANGUAGE = """## How to read a runbook
   (run the escalation steps) or `abort` (the default after a failure).
 - **when:** a condition such as `steps.inspect.outcome == "failed" or params.force`; a false condition skips
   the step.
-- **retry:** only temporary errors (timeouts, refused connections, 5xx) are retried, with fixed or exponential
-  backoff, capped, with optional jitter. **timeout:** bounds each attempt; the runbook's timeout bounds the run.
+- **retry:** only temporary errors (timeouts, refused connections, 5xx) are retried, with fixed or
+  exponential backoff, capped, with optional jitter.
+- **timeout:** bounds each attempt of a step; the runbook's timeout bounds the whole run.
 - **foreach:** the step runs once per item, at most `concurrency` at a time; it succeeds when every item does.
 - **Templates:** `${params.X}`, `${profile.X}` (the `--profile` file), `${steps.ID.output.KEY}` (earlier
   steps), `${item}`, `${run.id}`, `${run.started_at}`, `${run.failures}`, `${trigger.labels.X}`.

@@ -25,10 +25,9 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any
 
 from remediation.actions.registry import ActionRegistry, ActionSpec, load_all
 from remediation.durations import format_duration
@@ -45,63 +44,13 @@ from remediation.expressions import references as expression_refs
 from remediation.guards import FileGuardStore, GuardStore, Lease
 from remediation.model import Runbook, Step
 from remediation.records import Recorder, now_iso, state_dir
+from remediation.results import EXIT_CODES, EXIT_DENIED, NullReporter, Reporter, RunResult, StepResult
 from remediation.schemas import validate_with_schema
 from remediation.secrets import Redactor, SecretSource
 from remediation.templates import TemplateError, refs_in, render, walk_strings
 
-EXIT_CODES = {"success": 0, "failed": 1, "aborted": 1, "escalated": 3, "refused": 4}
-EXIT_DENIED = 4
 ESCALATION_STEP_TIMEOUT = 60.0
 UNAVAILABLE = "(unavailable: {ref})"
-
-
-@dataclass
-class StepResult:
-    id: str
-    action: str
-    outcome: str  # success | failed | skipped
-    started_at: str
-    duration_ms: float = 0.0
-    attempts: int = 0
-    output: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    error_kind: str | None = None  # temporary | permanent | input | condition | approval | timeout
-    transition: str | None = None
-    params: Any = None
-    mutates: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return {key: value for key, value in self.__dict__.items() if value is not None}
-
-
-@dataclass
-class RunResult:
-    id: str
-    runbook: str
-    outcome: str
-    exit_code: int
-    started_at: str
-    finished_at: str
-    reason: str = ""
-    steps: list[StepResult] = field(default_factory=list)
-    escalation: list[StepResult] = field(default_factory=list)
-    record_path: Path | None = None
-
-
-class Reporter(Protocol):
-    def run_started(self, run_id: str, runbook: Runbook) -> None: ...
-    def step_started(self, step: Step) -> None: ...
-    def step_log(self, step_id: str, message: str) -> None: ...
-    def step_finished(self, result: StepResult) -> None: ...
-    def run_finished(self, result: RunResult) -> None: ...
-
-
-class NullReporter:
-    def run_started(self, run_id: str, runbook: Runbook) -> None: ...
-    def step_started(self, step: Step) -> None: ...
-    def step_log(self, step_id: str, message: str) -> None: ...
-    def step_finished(self, result: StepResult) -> None: ...
-    def run_finished(self, result: RunResult) -> None: ...
 
 
 Prompt = Callable[[str], bool]  # blocking question to a human; run in a thread
@@ -359,16 +308,20 @@ class _Run:
             self.executor.guard_store.release(lease, self.executor.clock())
 
     async def _bounded(self, first: int) -> None:
+        # Escalation runs outside the run's timeout: a run that ran out of time must still page someone,
+        # and an escalation cut short by the timeout must not start over.
+        escalate = False
         try:
             async with asyncio.timeout(self.runbook.timeout):
-                await self._walk(first)
+                escalate = await self._walk(first)
         except TimeoutError:
             self._record_interrupted_step(f"run timed out after {format_duration(self.runbook.timeout)}")
             self.reason = f"the run exceeded its timeout of {format_duration(self.runbook.timeout)}"
-            if self.runbook.escalate and not self.only_step:
-                await self._escalate()
-            else:
+            escalate = bool(self.runbook.escalate) and not self.only_step
+            if not escalate:
                 self.outcome = "failed"
+        if escalate:
+            await self._escalate()
 
     def _record_interrupted_step(self, why: str) -> None:
         if self.current is None:
@@ -387,26 +340,26 @@ class _Run:
             )
         )
 
-    async def _walk(self, index: int) -> None:
+    async def _walk(self, index: int) -> bool:
+        """Follow the transitions; True when the run must escalate."""
         steps = self.runbook.steps
-        budget = 20 * len(
-            steps
-        )  # jumps back may loop; a runaway loop ends the run instead of spinning forever
+        # jumps back may loop; a runaway loop ends the run instead of spinning forever
+        budget = 20 * len(steps)
         while index < len(steps):
             budget -= 1
             if budget < 0:
                 self.outcome, self.reason = "failed", "too many transitions: the `on:` targets form a loop"
-                return
+                return False
             step = steps[index]
             result = await self._run_step(step, lenient=False)
             self._store(result)
             if result.error_kind == "approval":
                 self.outcome, self.reason = "aborted", f"approval denied at step {step.id!r}"
-                return
+                return False
             if self.only_step:
                 self.outcome = "success" if result.outcome != "failed" else "failed"
                 self.reason = result.error or ""
-                return
+                return False
             target = self._transition(step, result)
             if target in ("next", "continue"):
                 index += 1
@@ -419,18 +372,18 @@ class _Run:
                     if result.error
                     else f"aborted after step {step.id!r}"
                 )
-                return
+                return False
             elif target == "escalate":
                 self.reason = f"step {step.id!r} {result.outcome}" + (
                     f": {result.error}" if result.error else ""
                 )
-                await self._escalate()
-                return
+                return True
             else:
                 index = self.runbook.index(target)
         if self.counted_failures:
             self.outcome = "failed"
             self.reason = f"failed checks: {', '.join(self.counted_failures)}"
+        return False
 
     def _transition(self, step: Step, result: StepResult) -> str:
         if result.outcome == "skipped":

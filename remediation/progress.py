@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from remediation.executor import RunResult, StepResult
+from remediation.results import RunResult, StepResult
 from remediation.model import Runbook, Step
 
 _MARKS = {"success": "✔", "failed": "✘", "skipped": "–"}

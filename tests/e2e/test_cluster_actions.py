@@ -102,8 +102,9 @@ def profile(cluster: Cluster, k8s: client.ApiClient, namespace: str, tmp_path: P
     return {"kubeconfig": str(path)}
 
 
-def act(name: str, profile: dict[str, str], **params: Any) -> dict[str, Any]:
-    return run_action(name, params, RecordingContext(profile=profile))
+def act(action: str, profile: dict[str, str], /, **params: Any) -> dict[str, Any]:
+    """Runs one action as the executor would, with the remediation ServiceAccount's profile."""
+    return run_action(action, params, RecordingContext(profile=profile))
 
 
 def deployment(name: str, replicas: int) -> dict[str, Any]:

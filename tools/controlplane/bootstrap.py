@@ -108,7 +108,11 @@ def crd_documents(crds_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
     if not files:
         raise BootstrapError(f"{crds_dir}: no <project>/*.yaml files to apply")
     for path in files:
-        for doc in yaml.load_all(path.read_text(encoding="utf-8"), Loader=loader):
+        try:
+            docs = list(yaml.load_all(path.read_text(encoding="utf-8"), Loader=loader))
+        except yaml.YAMLError as exc:
+            raise BootstrapError(f"{path}: not valid YAML: {exc}") from None
+        for doc in docs:
             if not doc:
                 continue
             if not isinstance(doc, dict) or "kind" not in doc or "apiVersion" not in doc:
@@ -171,7 +175,8 @@ def bootstrap(kubeconfig: str, crds_dir: Path | None, timeout: float) -> None:
         lambda: bool(core.read_namespaced_service_account("default", "default")),
         timeout,
     )
-    print(f"bootstrap: {len(FAKE_NODES)} kwok nodes Ready, {len(applied)} CRDs Established", file=sys.stderr)
+    crds = f"{len(applied)} CRDs applied and Established" if crds_dir else "CRDs applied before"
+    print(f"bootstrap: {len(FAKE_NODES)} kwok nodes Ready, {crds}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         bootstrap(args.kubeconfig, args.crds, args.timeout)
     except BootstrapError as exc:
         print(f"bootstrap: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # e.g. the API server went away: one line, not a traceback
+        print(f"bootstrap: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -416,3 +416,18 @@ def test_progress_lines_and_logs_reach_the_reporter(registry, script, state):
     run(executor(registry, state, reporter=reporter), book)
     assert "log a: half way" in reporter.lines
     assert reporter.lines[0].startswith("start ") and reporter.lines[-1].startswith("end success")
+
+
+def test_an_escalation_is_not_cut_short_or_repeated_by_the_run_timeout(registry, script, state):
+    script.failures["check"] = ["perm"]
+    script.delays["page"] = 0.3  # longer than what is left of the run's 200 ms
+    book = build(
+        registry,
+        [step("check", on={"failure": "escalate"})],
+        timeout="200ms",
+        escalate=[{"action": "t.step", "with": {"key": "page"}}],
+    )
+    result = run(executor(registry, state), book)
+    assert result.outcome == "escalated"
+    assert ran(script) == ["check", "page"]
+    assert [s.outcome for s in result.escalation] == ["success"]
