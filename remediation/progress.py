@@ -6,8 +6,8 @@ import json
 import sys
 from typing import Any, TextIO
 
-from remediation.results import RunResult, StepResult
 from remediation.model import Runbook, Step
+from remediation.results import RunResult, StepResult
 
 _MARKS = {"success": "✔", "failed": "✘", "skipped": "–"}
 

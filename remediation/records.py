@@ -59,6 +59,7 @@ class Recorder:
         self.directory = directory
         self.redact = redact
         self.audit_path = directory / "audit.jsonl"
+        self._made = False
 
     def record_path(self, run_id: str) -> Path:
         return self.directory / "runs" / f"{run_id}.json"
@@ -74,7 +75,9 @@ class Recorder:
 
     def audit(self, event: str, **fields: Any) -> None:
         line = _dumps(self.redact({"time": now_iso(), "event": event, **fields})) + "\n"
-        self.directory.mkdir(parents=True, exist_ok=True)
+        if not self._made:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._made = True
         with open(self.audit_path, "a", encoding="utf-8") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:

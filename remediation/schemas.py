@@ -142,9 +142,16 @@ def _expand(err: ValidationError, doc: Document, base: str) -> list[Problem]:
     return _error_problems(err, doc, base)
 
 
-@cache
-def _action_validator(schema_json: str) -> Draft202012Validator:
-    return Draft202012Validator(json.loads(schema_json))
+_VALIDATORS: dict[int, tuple[Mapping[str, Any], Draft202012Validator]] = {}
+
+
+def _action_validator(schema: Mapping[str, Any]) -> Draft202012Validator:
+    """One validator per action schema object (kept alive here, so its id is never reused)."""
+    cached = _VALIDATORS.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        cached = (schema, Draft202012Validator(schema))
+        _VALIDATORS[id(schema)] = cached
+    return cached[1]
 
 
 def action_param_problems(
@@ -156,7 +163,7 @@ def action_param_problems(
     values, when the step runs), so errors whose value is a template are dropped here.
     """
     try:
-        validator = _action_validator(json.dumps(schema, sort_keys=True))
+        validator = _action_validator(schema)
         errors = list(validator.iter_errors(params))
     except (SchemaError, TypeError, ValueError) as broken:
         return [
@@ -178,7 +185,7 @@ def action_param_problems(
 
 def validate_with_schema(schema: Mapping[str, Any], value: Any) -> list[str]:
     """Plain messages for `value` against `schema` (used at run time, after templates are resolved)."""
-    validator = _action_validator(json.dumps(schema, sort_keys=True))
+    validator = _action_validator(schema)
     messages = []
     for err in validator.iter_errors(value):
         where = "/".join(str(p) for p in err.absolute_path) or "(with)"

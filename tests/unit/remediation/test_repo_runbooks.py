@@ -219,3 +219,44 @@ def test_scale_out_adds_two_instances(tmp_path):
         "by": 2,
         "max": 20,
     }
+
+
+def test_docs_command_writes_the_committed_files(tmp_path, capsys):
+    assert main(["docs", str(RUNBOOKS), "--out", str(tmp_path / "out")]) == 0
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == sorted([f"{name}.md" for name in NAMES] + ["README.md"])
+    for name in written:
+        committed = REPO / "docs" / "runbooks" / name
+        assert (tmp_path / "out" / name).read_text(encoding="utf-8") == committed.read_text(encoding="utf-8")
+
+
+def test_actions_command_lists_every_contract_action(capsys):
+    assert main(["actions", "--output", "json"]) == 0
+    import json
+
+    listed = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    for name in (
+        "http.check",
+        "http.request",
+        "tls.certificate",
+        "postgres.check",
+        "postgres.query",
+        "postgres.terminate_idle",
+        "postgres.maintain",
+        "redis.info",
+        "redis.flush",
+        "cache.warm",
+        "prometheus.query",
+        "notify.slack",
+        "notify.webhook",
+        "manual.approve",
+        "wait",
+        "kubernetes.restart",
+        "kubernetes.scale",
+        "kubernetes.wait_rollout",
+        "kubernetes.cronjob_last_success",
+        "kubernetes.rollout_promote",
+        "kubernetes.rollout_abort",
+    ):
+        assert name in listed
+    assert listed["kubernetes.scale"]["mutates"] is True and listed["http.check"]["mutates"] is False
