@@ -6,6 +6,8 @@
                                            --output text|json (live per-step progress on a terminal)
     remediation docs DIR --out DIR         render every runbook as Markdown (plus an index)
     remediation actions                    list the registered actions and their parameters
+    remediation serve                      the alert receiver: Alertmanager webhooks -> remediation Jobs
+                                           (its own options: `remediation serve --help`)
 
 RUNBOOK is a name (looked up as <name>.yaml in --runbooks-dir, default runbooks/) or a path.
 
@@ -117,10 +119,18 @@ def _parser() -> argparse.ArgumentParser:
 
     actions = sub.add_parser("actions", help="list the registered actions and their parameters")
     actions.add_argument("--output", choices=("text", "json"), default="text")
+
+    # Listed here for --help only: main() hands `serve` and everything after it to the receiver's own parser.
+    sub.add_parser("serve", help="run the alert receiver (options: remediation serve --help)", add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None, *, registry: ActionRegistry | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:
+        from remediation.receiver.server import serve_main  # the receiver's imports only when serving
+
+        return serve_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         reg = registry if registry is not None else load_all()

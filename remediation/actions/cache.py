@@ -13,7 +13,7 @@ import httpx
 
 from remediation.actions._display import safe_url
 from remediation.actions._durations import duration_schema, parse_duration
-from remediation.actions._httpclient import check_status, send
+from remediation.actions._httpclient import check_status, new_client, send
 from remediation.actions._params import params_schema, with_defaults
 from remediation.actions.registry import ActionContext, Output, Params, action
 from remediation.errors import ActionError, PermanentError, TemporaryError
@@ -75,7 +75,7 @@ async def warm(ctx: ActionContext, params: Params) -> Output:
     urls: list[str] = p["urls"]
     size, pause, timeout = p["batch_size"], parse_duration(p["pause"]), parse_duration(p["timeout"])
     failures: list[tuple[str, ActionError]] = []
-    async with httpx.AsyncClient(timeout=timeout) as client:
+    async with new_client(timeout) as client:
         for start in range(0, len(urls), size):
             if start:
                 await asyncio.sleep(pause)

@@ -16,17 +16,22 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import urllib3
-from kubernetes import client as k8s
-from kubernetes import config as k8sconfig
-from kubernetes.config.config_exception import ConfigException
 
 from remediation.actions._durations import duration_schema, parse_duration
+from remediation.actions._lazy import LazyModule
 from remediation.actions._params import params_schema, with_defaults
 from remediation.actions.registry import ActionContext, Output, Params, action
 from remediation.errors import ActionError, PermanentError, TemporaryError
+
+if TYPE_CHECKING:
+    from kubernetes import client as k8s
+    from kubernetes import config as k8sconfig
+else:  # imported on first use: see _lazy.py
+    k8s = LazyModule("kubernetes.client")
+    k8sconfig = LazyModule("kubernetes.config")
 
 MERGE_PATCH = "application/merge-patch+json"
 ROLLOUTS = ("argoproj.io", "v1alpha1", "rollouts")
@@ -55,7 +60,7 @@ def build_api_client(profile: Mapping[str, Any]) -> k8s.ApiClient:
             k8sconfig.load_kube_config(
                 config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration
             )
-    except (ConfigException, OSError) as exc:
+    except (k8sconfig.ConfigException, OSError) as exc:
         raise PermanentError(
             f"cannot configure the Kubernetes client: {exc}; set kubeconfig (and kube_context) in the profile"
         ) from None

@@ -11,18 +11,24 @@ import time
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
-
-import psycopg
-from psycopg import errors as pgerrors
-from psycopg import sql
-from psycopg.rows import dict_row
+from typing import TYPE_CHECKING, Any
 
 from remediation.actions._display import safe_dsn, shorten
 from remediation.actions._durations import duration_schema, parse_duration
+from remediation.actions._lazy import LazyModule
 from remediation.actions._params import params_schema, secret_name, string, with_defaults
 from remediation.actions.registry import ActionContext, Output, Params, action
 from remediation.errors import ActionError, PermanentError, TemporaryError
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg import errors as pgerrors
+    from psycopg import rows, sql
+else:  # imported on first use: see _lazy.py
+    psycopg = LazyModule("psycopg")
+    pgerrors = LazyModule("psycopg.errors")
+    rows = LazyModule("psycopg.rows")
+    sql = LazyModule("psycopg.sql")
 
 MAX_ROWS = 1000  # rows kept in a step's output; row_count still tells the whole number
 
@@ -140,7 +146,7 @@ async def _connect(
             autocommit=autocommit,
             connect_timeout=max(2, round(parse_duration(p["connect_timeout"]))),
             application_name="remediation",
-            row_factory=dict_row,
+            row_factory=rows.dict_row,
             **extra,
         )
     except psycopg.Error as exc:

@@ -7,16 +7,21 @@ memory in the background, so the cache keeps serving while it is cleaned.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-import redis.asyncio as aioredis
-import redis.exceptions as rexc
+from typing import TYPE_CHECKING, Any
 
 from remediation.actions._display import safe_url
 from remediation.actions._durations import duration_schema, parse_duration
+from remediation.actions._lazy import LazyModule
 from remediation.actions._params import params_schema, secret_name, string, with_defaults
 from remediation.actions.registry import ActionContext, Output, Params, action
 from remediation.errors import ActionError, ApprovalDenied, PermanentError, TemporaryError
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+    import redis.exceptions as rexc
+else:  # imported on first use: see _lazy.py
+    aioredis = LazyModule("redis.asyncio")
+    rexc = LazyModule("redis.exceptions")
 
 _CONNECTION = {
     "url": string("redis://host:port/db, e.g. ${profile.redis_url}."),
