@@ -6,6 +6,7 @@ name, parent and inputs (as the engine would receive them); component outputs to
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -130,6 +131,9 @@ def run_under_mocks(
     stack: str, program: Callable[[], dict[str, Any]], config: dict[str, Any] | None = None
 ) -> Evaluation:
     """Run any program function under mocks (the benchmark's empty baseline uses this too)."""
+    # Pulumi's mocks run on the thread's current event loop; a caller that used asyncio.run() (any test
+    # before this one, in the same process) leaves none behind, so each evaluation gets a fresh one.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     monitor = _CapturingMonitor()
     pulumi.runtime.set_mocks(_Mocks(), project=PROJECT, stack=stack, preview=False, monitor=monitor)
     config = config or {}

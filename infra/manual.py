@@ -41,6 +41,17 @@ MANUAL_VALUES: dict[str, Any] = {
     "alerts.certificateMinDays": 30,
     "alerts.dbMaxConnections": 100,  # active connections: N / 100
     "alerts.cacheMaxMemoryRatio": 0.9,  # not in the manual: our threshold for "cache memory exceeded"
+    # not in the manual: the alert receiver's defaults (those of `remediation serve`), offered as fixes
+    "receiver.port": 8080,
+    "receiver.jobDeadline": "30m",
+    "receiver.cooldown": "10m",
+    "receiver.budget": "3/1h",
+    "receiver.breakerFailures": 3,
+    "receiver.maxBodyBytes": 1048576,
+    "receiver.tokenSecret.name": "remediation-receiver-token",
+    "receiver.tokenSecret.key": "token",
+    "receiver.monitoring.namespace": "monitoring",
+    "receiver.dns.namespace": "kube-system",
     "schedules.timeZone": "Asia/Seoul",
     "schedules.morningCheck": "0 9 * * *",  # 09:00 - 10:00
     "schedules.afternoonCheck": "0 14 * * *",

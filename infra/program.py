@@ -8,6 +8,7 @@ import pulumi_kubernetes as k8s
 from infra.alerts import Alerting, AlertingArgs
 from infra.edge import AppPolicy, AppPolicyArgs, Edge, EdgeArgs, Host
 from infra.operations import Operations, OperationsArgs
+from infra.receiver import AlertReceiver, AlertReceiverArgs
 from infra.settings import Settings, load_settings
 from infra.web_service import WebService, WebServiceArgs
 
@@ -63,12 +64,25 @@ def build_platform(settings: Settings) -> dict[str, pulumi.Input[object]]:
         opts=opts,
     )
     Alerting("alerts", AlertingArgs(ns, settings.namespace, settings.alerts), opts=opts)
+    receiver = AlertReceiver(
+        "alert-receiver",
+        AlertReceiverArgs(
+            namespace=ns,
+            namespace_name=settings.namespace,
+            settings=settings.receiver,
+            image=settings.remediation.image,
+            runbooks_config_map=ops.runbooks.metadata.name,
+            profile_config_map=ops.profile.metadata.name,
+        ),
+        opts=opts,
+    )
     return {
         "namespace": ns,
         "hosts": [h.hostname for h in hosts],
         "rollouts": [s.rollout_name for s in services.values()],
         "canaryWeights": list(settings.canary.weights),
         "cronJobs": [c.metadata.name for c in ops.cron_jobs],
+        "alertReceiverUrl": receiver.url,  # the webhook_configs url of docs/alertmanager.md
     }
 
 

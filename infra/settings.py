@@ -117,6 +117,39 @@ class Remediation:
 
 
 @dataclass(frozen=True)
+class PodSelector:
+    """Pods of one namespace, selected by labels (a NetworkPolicy peer)."""
+
+    namespace: str
+    labels: tuple[tuple[str, str], ...]  # sorted (name, value) pairs: frozen and hashable
+
+
+@dataclass(frozen=True)
+class Receiver:
+    """The alert receiver (`remediation serve`): size, guard defaults and the network peers it may talk to.
+
+    The bearer token is never a setting: `token_secret` names an existing Secret (see docs/alertmanager.md).
+    """
+
+    replicas: int
+    port: int
+    token_secret: str
+    token_key: str
+    job_deadline: str
+    cooldown: str
+    budget: str
+    breaker_failures: int
+    max_body_bytes: int
+    requests: Resources
+    limits: Resources
+    alertmanager: PodSelector
+    prometheus: PodSelector
+    dns: PodSelector
+    api_server_cidrs: tuple[str, ...]
+    api_server_ports: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class Settings:
     stack: str
     namespace: str
@@ -132,6 +165,7 @@ class Settings:
     alerts: Alerts
     schedules: Schedules
     remediation: Remediation
+    receiver: Receiver
 
     def service(self, name: str) -> ServiceSettings:
         return next(s for s in self.services if s.name == name)
@@ -251,6 +285,16 @@ def _explain(error: jsonschema.ValidationError, stack: str) -> list[Problem]:
             )
             for key in extra
         ]
+    if "propertyNames" in error.schema_path:  # a bad key of a free-form map (labels): rename it
+        key = str(error.instance)
+        return [
+            Problem(
+                (*path, key),
+                "an invalid key name",
+                describe(schema),
+                f"pulumi config rm --path '{path_expr((*path, key))}' --stack {stack}, then set a valid name",
+            )
+        ]
     if error.validator == "minItems":
         return [Problem(path, _show(error.instance), describe(schema), set_command(path, stack, schema))]
     sub = schema if "type" in schema or "description" in schema else {}
@@ -280,7 +324,7 @@ _TYPE_WORDS = {
 def describe(schema: Mapping[str, Any]) -> str:
     """What a schema allows, in words a user reads in an error message."""
     schema = _resolve(schema)
-    if "description" in schema and schema.get("type") != "object":
+    if "description" in schema and (schema.get("type") != "object" or "properties" not in schema):
         return str(schema["description"])
     kind = _TYPE_WORDS.get(str(schema.get("type")), "a value")
     if schema.get("type") == "array":
@@ -404,6 +448,32 @@ def _service(name: str, raw: Mapping[str, Any]) -> ServiceSettings:
     )
 
 
+def _pods(namespace: str, labels: Mapping[str, str]) -> PodSelector:
+    return PodSelector(namespace, tuple(sorted(labels.items())))
+
+
+def _receiver(raw: Mapping[str, Any]) -> Receiver:
+    mon, api = raw["monitoring"], raw["apiServer"]
+    return Receiver(
+        replicas=raw["replicas"],
+        port=raw["port"],
+        token_secret=raw["tokenSecret"]["name"],
+        token_key=raw["tokenSecret"]["key"],
+        job_deadline=raw["jobDeadline"],
+        cooldown=raw["cooldown"],
+        budget=raw["budget"],
+        breaker_failures=raw["breakerFailures"],
+        max_body_bytes=raw["maxBodyBytes"],
+        requests=_resources(raw["requests"]),
+        limits=_resources(raw["limits"]),
+        alertmanager=_pods(mon["namespace"], mon["alertmanagerLabels"]),
+        prometheus=_pods(mon["namespace"], mon["prometheusLabels"]),
+        dns=_pods(raw["dns"]["namespace"], raw["dns"]["labels"]),
+        api_server_cidrs=tuple(api["cidrs"]),
+        api_server_ports=tuple(api["ports"]),
+    )
+
+
 def _build(raw: Mapping[str, Any], stack: str) -> Settings:
     a, c, r = raw["autoscaling"], raw["canary"], raw["rateLimits"]
     k, z, al, s = raw["caching"], raw["compression"], raw["alerts"], raw["schedules"]
@@ -459,4 +529,5 @@ def _build(raw: Mapping[str, Any], stack: str) -> Settings:
         remediation=Remediation(
             image=raw["remediation"]["image"], profile=tuple(sorted(raw["remediation"]["profile"].items()))
         ),
+        receiver=_receiver(raw["receiver"]),
     )

@@ -142,6 +142,7 @@ def test_custom_kinds_validate_against_their_crds(
         "Middleware",
         "IngressRoute",
         "PrometheusRule",
+        "ServiceMonitor",
     }
     failures = []
     for m in customs:

@@ -365,6 +365,7 @@ def test_components_parent_their_children_and_register_outputs(evaluation: Evalu
         "shorts:edge:AppPolicy",
         "shorts:operations:Operations",
         "shorts:operations:Alerting",
+        "shorts:operations:AlertReceiver",
     }
     for resource in evaluation.kubernetes():
         assert resource.parent in components, f"{resource.type} {resource.name} has no component parent"
