@@ -3,5 +3,6 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 "$here/build-control-plane.sh"
+"$here/build-argo-rollouts.sh"
 "$here/build-pulumi.sh"
 "$here/fetch-crds.sh"
