@@ -2,8 +2,8 @@
 
 Every action runs with a kubeconfig holding only the `remediation` ServiceAccount's token, bound to a Role
 with exactly the rules of the contract: what works here works under least privilege.
-No Argo Rollouts controller runs, so Rollout tests assert what the action writes, which is what the
-controller acts on.
+The Argo Rollouts controller runs in the cluster, so Rollout tests assert what it does with what the
+actions write: a promoted canary really moves on, an aborted one really goes back to the stable version.
 """
 
 from __future__ import annotations
@@ -300,50 +300,71 @@ def test_cronjob_last_success_reads_the_real_status(
 # ---- Argo Rollouts: promote and abort -----------------------------------------------------------------
 
 
-def paused_rollout(k8s: client.ApiClient, namespace: str) -> client.CustomObjectsApi:
-    """A Rollout held at its pause step, with the status the Argo Rollouts controller would have written."""
+def canary_step(custom: client.CustomObjectsApi, namespace: str) -> tuple[int | None, str | None]:
+    status = custom.get_namespaced_custom_object(*ROLLOUTS, namespace, "rollouts", "api").get("status", {})
+    return status.get("currentStepIndex"), status.get("phase")
+
+
+def paused_canary(k8s: client.ApiClient, namespace: str) -> client.CustomObjectsApi:
+    """A Rollout whose new version the Argo Rollouts controller holds at the first pause (weight 5)."""
     custom = client.CustomObjectsApi(k8s)
-    custom.create_namespaced_custom_object(*ROLLOUTS, namespace, "rollouts", rollout("api"))
-    status = {
-        "status": {
-            "currentStepIndex": 1,
-            "currentPodHash": "new",
-            "stableRS": "old",
-            "pauseConditions": [{"reason": "CanaryPauseStep", "startTime": "2026-11-26T05:00:00Z"}],
-            "controllerPause": True,
-        }
+    body = rollout("api")
+    body["spec"]["strategy"]["canary"]["steps"] = [
+        {"setWeight": 5},
+        {"pause": {}},  # indefinite: only a promotion moves it on, so the test is not racing a timer
+        {"setWeight": 25},
+        {"pause": {}},
+        {"setWeight": 100},
+    ]
+    custom.create_namespaced_custom_object(*ROLLOUTS, namespace, "rollouts", body)
+    eventually(lambda: canary_step(custom, namespace)[1] == "Healthy", what="the first version to be Healthy")
+    image = {
+        "spec": {"template": {"spec": {"containers": [{"name": "api", "image": "registry.invalid/api:2.0"}]}}}
     }
-    custom.patch_namespaced_custom_object_status(*ROLLOUTS, namespace, "rollouts", "api", status)
+    custom.patch_namespaced_custom_object(*ROLLOUTS, namespace, "rollouts", "api", image)
+    eventually(lambda: canary_step(custom, namespace) == (1, "Paused"), what="the canary to pause at 5 %")
     return custom
 
 
-def test_promote_moves_a_paused_canary_to_its_next_step(
+def test_promote_moves_a_paused_canary_to_its_next_pause(
     k8s: client.ApiClient, namespace: str, profile: dict[str, str]
 ) -> None:
-    custom = paused_rollout(k8s, namespace)
+    custom = paused_canary(k8s, namespace)
 
     assert act("kubernetes.rollout_promote", profile, name="api", namespace=namespace) == {"promoted": True}
 
-    status = custom.get_namespaced_custom_object(*ROLLOUTS, namespace, "rollouts", "api")["status"]
-    assert "pauseConditions" not in status or not status["pauseConditions"]
-    assert status.get("currentStepIndex") == 1  # pause conditions cleared; the controller then advances
+    # The controller acts on what the action wrote: weight 25, then the second pause.
+    eventually(lambda: canary_step(custom, namespace) == (3, "Paused"), what="the canary to reach 25 %")
 
 
-def test_promote_full_and_abort_write_what_the_controller_acts_on(
+def test_promote_full_finishes_the_rollout(
     k8s: client.ApiClient, namespace: str, profile: dict[str, str]
 ) -> None:
-    custom = paused_rollout(k8s, namespace)
+    custom = paused_canary(k8s, namespace)
 
     act("kubernetes.rollout_promote", profile, name="api", namespace=namespace, full=True)
-    assert custom.get_namespaced_custom_object(*ROLLOUTS, namespace, "rollouts", "api")["status"][
-        "promoteFull"
-    ]
+
+    eventually(lambda: canary_step(custom, namespace) == (5, "Healthy"), what="the new version to be stable")
+    out = act(
+        "kubernetes.wait_rollout", profile, kind="Rollout", name="api", namespace=namespace, timeout="1m"
+    )
+    assert out["ready_replicas"] == 2
+
+
+def test_abort_returns_all_traffic_to_the_stable_version(
+    k8s: client.ApiClient, namespace: str, profile: dict[str, str]
+) -> None:
+    custom = paused_canary(k8s, namespace)
 
     assert act("kubernetes.rollout_abort", profile, name="api", namespace=namespace) == {"aborted": True}
-    assert (
-        custom.get_namespaced_custom_object(*ROLLOUTS, namespace, "rollouts", "api")["status"]["abort"]
-        is True
-    )
+
+    def aborted() -> bool:
+        status = custom.get_namespaced_custom_object(*ROLLOUTS, namespace, "rollouts", "api")["status"]
+        return bool(status.get("abort")) and status.get("phase") == "Degraded"
+
+    eventually(aborted, what="the controller to abort the canary")
+    stored = custom.get_namespaced_custom_object(*ROLLOUTS, namespace, "rollouts", "api")["status"]
+    assert stored["stableRS"] != stored["currentPodHash"]  # the old version still serves
 
 
 # ---- least privilege ----------------------------------------------------------------------------------
