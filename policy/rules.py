@@ -8,9 +8,9 @@ preview some values may be unknown, so every rule reads defensively.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import pairwise
-from typing import Any
+from typing import Any, TypeGuard
 
 Props = Mapping[str, Any]
 ResourceRule = Callable[[str, Props], list[str]]
@@ -19,6 +19,11 @@ LONG_RUNNING = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Rollout
 HPA_MIN_PERCENT, HPA_MAX_PERCENT = 50, 90
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)$")
 _SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _is_list(value: object) -> TypeGuard[Sequence[Any]]:
+    """A list, or the read-only list proxy the policy engine hands rules (which is no `list`)."""
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes)
 
 
 def kind_of(resource_type: str) -> str:
@@ -58,7 +63,7 @@ def containers(kind: str, props: Props) -> list[Mapping[str, Any]]:
     found: list[Mapping[str, Any]] = []
     for key in ("initContainers", "containers"):
         items = spec.get(key)
-        if isinstance(items, list):
+        if _is_list(items):
             found.extend(c for c in items if isinstance(c, Mapping))
     return found
 
@@ -112,7 +117,7 @@ def hpa_targets_in_range(resource_type: str, props: Props) -> list[str]:
         return []
     out = []
     metrics = _dig(props, "spec", "metrics")
-    for metric in metrics if isinstance(metrics, list) else []:
+    for metric in metrics if _is_list(metrics) else []:
         for source in ("resource", "containerResource"):
             target = _dig(metric, source, "target")
             percent = target.get("averageUtilization") if isinstance(target, Mapping) else None
@@ -130,7 +135,7 @@ def canary_steps_valid(resource_type: str, props: Props) -> list[str]:
     if kind_of(resource_type) != "Rollout":
         return []
     steps = _dig(props, "spec", "strategy", "canary", "steps")
-    if not isinstance(steps, list):
+    if not _is_list(steps):
         return []
     name = _name(props)
     weights = [
@@ -158,11 +163,11 @@ def no_wildcard_rbac(resource_type: str, props: Props) -> list[str]:
         return []
     out = []
     rules = props.get("rules")
-    for i, rule in enumerate(rules if isinstance(rules, list) else []):
+    for i, rule in enumerate(rules if _is_list(rules) else []):
         for field in ("verbs", "resources", "apiGroups"):
             values = rule.get(field) if isinstance(rule, Mapping) else None
-            if isinstance(values, list) and any(isinstance(v, str) and "*" in v for v in values):
-                out.append(f"{kind} {_name(props)}: rules[{i}].{field} has a wildcard {values}")
+            if _is_list(values) and any(isinstance(v, str) and "*" in v for v in values):
+                out.append(f"{kind} {_name(props)}: rules[{i}].{field} has a wildcard {list(values)}")
     return out
 
 

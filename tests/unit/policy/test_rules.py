@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, StackValidationPolicy
+from pulumi_policy.proxy import unknown_checking_proxy
 
 from infra.evaluate import Evaluation, evaluate, stacks
 from policy.pack import policies
@@ -380,3 +381,35 @@ def test_the_pack_entry_point_starts_an_analyzer() -> None:
     finally:
         process.kill()
         process.wait(timeout=30)
+
+
+# The engine hands rules its read-only proxies (lists that are no `list`), not the plain dicts above.
+PROXIED_VIOLATIONS = [
+    (
+        ROLE,
+        {"metadata": {"name": "ops"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["*"]}]},
+        "Role ops: rules[0].verbs has a wildcard ['*']",
+    ),
+    (
+        ROLLOUT,
+        {"metadata": {"name": "api"}, "spec": {"strategy": {"canary": {"steps": [{"setWeight": 50}]}}}},
+        "Rollout api: canary weights end at 50, not 100",
+    ),
+    (
+        DEPLOYMENT,
+        {
+            "metadata": {"name": "api"},
+            "spec": {"template": {"spec": {"containers": [{"name": "api", "image": "x:latest"}]}}},
+        },
+        "latest",
+    ),
+]
+
+
+@pytest.mark.parametrize(("resource_type", "props", "expected"), PROXIED_VIOLATIONS)
+def test_rules_see_through_the_engines_proxies(
+    resource_type: str, props: dict[str, Any], expected: str
+) -> None:
+    proxied = unknown_checking_proxy(copy.deepcopy(props))
+    messages = [m for _, (_, rule) in RESOURCE_RULES.items() for m in rule(resource_type, proxied)]
+    assert any(expected in m for m in messages), messages
