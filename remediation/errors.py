@@ -1,12 +1,13 @@
 """Every error the remediation executor raises, in one tree.
 
-    RemediationError                 base: catch this to catch everything we raise
-    ├── RunbookInvalid               a runbook (or profile, or --param) is wrong; carries every Problem at once
-    ├── GuardRefused                 cooldown, budget, lock or circuit breaker said "not now"; nothing was done
-    ├── ApprovalDenied               a human (or the absence of --yes) refused a manual approval
-    └── ActionError                  an action failed while running
-        ├── TemporaryError           worth retrying: timeouts, refused connections, 5xx, conflicts
-        └── PermanentError           retrying cannot help: wrong status, threshold crossed, 4xx, forbidden
+    RemediationError        base: catch this to catch everything we raise
+    ├── RunbookInvalid      a runbook (or profile, or --param) is wrong; carries every Problem at once
+    ├── GuardRefused        cooldown, budget, lock or circuit breaker said "not now"; nothing was done
+    ├── ApprovalDenied      a human (or the absence of --yes) refused a manual approval
+    └── ActionError         an action failed while running
+        ├── TemporaryError  worth retrying: timeouts, refused connections, 5xx, conflicts
+        │   └── ThresholdCrossed  a live measurement (latency, connections, hit rate) is past its limit
+        └── PermanentError  retrying cannot help: wrong status, 4xx, forbidden, an expiring certificate
 
 Retry policy lives in one place (the executor): it retries TemporaryError only, and an ActionError
 that is neither kind is treated as permanent. Every message says what to do next.
@@ -46,7 +47,9 @@ class RunbookInvalid(RemediationError):
 
 
 class GuardRefused(RemediationError):
-    """A guard stopped a mutating run before it did anything. `reason` is one of cooldown, budget, lock, breaker."""
+    """A guard stopped a mutating run before it did anything.
+
+    `reason` is one of cooldown, budget, lock, breaker."""
 
     def __init__(self, reason: str, detail: str) -> None:
         self.reason = reason
@@ -58,7 +61,7 @@ class ApprovalDenied(RemediationError):
 
 
 class ActionError(RemediationError):
-    """An action failed. `output` carries whatever the action observed before failing (shown in the run record)."""
+    """An action failed. `output` carries what the action observed before failing (kept in the run record)."""
 
     def __init__(self, message: str, output: dict[str, object] | None = None) -> None:
         self.output = output or {}
@@ -71,3 +74,8 @@ class TemporaryError(ActionError):
 
 class PermanentError(ActionError):
     """Retrying cannot help: the step fails at once and its `on.failure` transition is taken."""
+
+
+class ThresholdCrossed(TemporaryError):
+    """A live measurement is past its limit. It may recover by itself (a scale-out taking effect, a pool
+    draining), so a step with `retry` polls it until it holds; a step without retries fails at once."""

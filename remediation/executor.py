@@ -1,6 +1,7 @@
 """Run a runbook: steps in order with `on:` transitions, conditions, retries, timeouts and fan-out.
 
-Transitions (`on: {success: ..., failure: ...}`; defaults: success -> next, failure -> abort):
+Transitions (`on: {success: ..., failure: ...}`; defaults: success -> next, failure -> escalate when the
+runbook has `escalate:` steps, else abort):
     next       go on with the next step (a failure taken to `next` or to a step id counts as handled)
     continue   go on with the next step, but the failure counts: the run ends `failed`
     end        stop here; the outcome is decided by the failures that counted so far
@@ -300,7 +301,12 @@ class _Run:
         except TemplateError as err:
             raise RunbookInvalid([Problem(self.runbook.file, "guards/lock", str(err), None)]) from None
         return self.executor.guard_store.acquire(
-            self.runbook.name, self.target, guards, self.id, self.executor.clock()
+            self.runbook.name,
+            self.target,
+            guards,
+            self.id,
+            self.executor.clock(),
+            resuming=self.start_at is not None and self.only_step is None,
         )
 
     def _release(self, lease: Lease | None) -> None:

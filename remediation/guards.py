@@ -35,9 +35,13 @@ class Lease:
 
 
 class GuardStore(Protocol):
-    def acquire(self, runbook: str, target: str, guards: Guards, run_id: str, now: float) -> Lease:
+    def acquire(
+        self, runbook: str, target: str, guards: Guards, run_id: str, now: float, *, resuming: bool = False
+    ) -> Lease:
         """Check cooldown, budget and lock; on success count the run and hold the lock.
 
+        A resumed run (`--from`) continues one that already counted: it needs the lock only, so the
+        cooldown its own first attempt started cannot refuse the fix of that attempt.
         Raises GuardRefused (naming the guard and when to try again) otherwise.
         """
         ...
@@ -81,7 +85,9 @@ class FileGuardStore:
         state.setdefault("locks", {})
         return state
 
-    def acquire(self, runbook: str, target: str, guards: Guards, run_id: str, now: float) -> Lease:
+    def acquire(
+        self, runbook: str, target: str, guards: Guards, run_id: str, now: float, *, resuming: bool = False
+    ) -> Lease:
         key = f"{runbook}|{target}"
         with self._locked() as state:
             holder = state["locks"].get(target)
@@ -93,24 +99,9 @@ class FileGuardStore:
                 )
             window = max(guards.cooldown or 0, guards.budget_per or 0)
             starts = [t for t in state["runs"].get(key, []) if now - t < window]
-            if guards.cooldown and starts and now - max(starts) < guards.cooldown:
-                wait = guards.cooldown - (now - max(starts))
-                raise GuardRefused(
-                    "cooldown",
-                    f"{runbook} ran on {target} {format_duration(now - max(starts))} ago; "
-                    f"cooldown is {format_duration(guards.cooldown)}, "
-                    f"try again in {format_duration(round(wait))}",
-                )
-            if guards.budget_runs and guards.budget_per:
-                recent = [t for t in starts if now - t < guards.budget_per]
-                if len(recent) >= guards.budget_runs:
-                    raise GuardRefused(
-                        "budget",
-                        f"{runbook} already ran {len(recent)} times on {target} in the last "
-                        f"{format_duration(guards.budget_per)} (budget "
-                        f"{guards.budget_runs}); a human should look first",
-                    )
-            state["runs"][key] = [*starts, now]
+            if not resuming:
+                _check_rate(runbook, target, guards, starts, now)
+                state["runs"][key] = [*starts, now]
             state["locks"][target] = {
                 "run_id": run_id,
                 "runbook": runbook,
@@ -125,6 +116,27 @@ class FileGuardStore:
             holder = state["locks"].get(lease.target)
             if holder is not None and holder.get("run_id") == lease.run_id:
                 del state["locks"][lease.target]
+
+
+def _check_rate(runbook: str, target: str, guards: Guards, starts: list[float], now: float) -> None:
+    """Refuse a new start within the cooldown of the last one, or beyond the budget of its window."""
+    if guards.cooldown and starts and now - max(starts) < guards.cooldown:
+        wait = guards.cooldown - (now - max(starts))
+        raise GuardRefused(
+            "cooldown",
+            f"{runbook} ran on {target} {format_duration(now - max(starts))} ago; "
+            f"cooldown is {format_duration(guards.cooldown)}, "
+            f"try again in {format_duration(round(wait))}",
+        )
+    if guards.budget_runs and guards.budget_per:
+        recent = [t for t in starts if now - t < guards.budget_per]
+        if len(recent) >= guards.budget_runs:
+            raise GuardRefused(
+                "budget",
+                f"{runbook} already ran {len(recent)} times on {target} in the last "
+                f"{format_duration(guards.budget_per)} (budget "
+                f"{guards.budget_runs}); a human should look first",
+            )
 
 
 def _alive(holder: dict[str, Any]) -> bool:

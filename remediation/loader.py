@@ -136,9 +136,14 @@ def _build(doc: Document, registry: ActionRegistry, digest: str) -> Runbook:
     data: dict[str, Any] = doc.data
     meta = data["metadata"]
     params = {name: _param(name, spec) for name, spec in data.get("params", {}).items()}
-    steps = tuple(_step(raw, registry, doc, f"steps/{i}", raw["id"]) for i, raw in enumerate(data["steps"]))
+    # A failed step with no `on.failure` escalates when the runbook says how (a human must hear of a
+    # remediation that failed half-way), and aborts when it has no escalation steps.
+    failure = "escalate" if data.get("escalate") else "abort"
+    steps = tuple(
+        _step(raw, registry, doc, f"steps/{i}", raw["id"], failure) for i, raw in enumerate(data["steps"])
+    )
     escalate = tuple(
-        _step(raw, registry, doc, f"escalate/{i}", raw.get("id") or f"escalate-{i + 1}")
+        _step(raw, registry, doc, f"escalate/{i}", raw.get("id") or f"escalate-{i + 1}", "abort")
         for i, raw in enumerate(data.get("escalate", []))
     )
     return Runbook(
@@ -182,7 +187,9 @@ def _guards(raw: Mapping[str, Any] | None) -> Guards | None:
     )
 
 
-def _step(raw: Mapping[str, Any], registry: ActionRegistry, doc: Document, path: str, step_id: str) -> Step:
+def _step(
+    raw: Mapping[str, Any], registry: ActionRegistry, doc: Document, path: str, step_id: str, failure: str
+) -> Step:
     when = raw.get("when")
     retry = raw.get("retry") or {}
     foreach = raw.get("foreach")
@@ -206,7 +213,7 @@ def _step(raw: Mapping[str, Any], registry: ActionRegistry, doc: Document, path:
         ),
         timeout=parse_duration(raw["timeout"]) if "timeout" in raw else None,
         on_success=on.get("success", "next"),
-        on_failure=on.get("failure", "abort"),
+        on_failure=on.get("failure", failure),
         mutates=registry.get(raw["action"]).mutates,
         line=doc.line(path),
     )

@@ -18,7 +18,7 @@ from remediation.actions._durations import duration_schema, parse_duration
 from remediation.actions._lazy import LazyModule
 from remediation.actions._params import params_schema, secret_name, string, with_defaults
 from remediation.actions.registry import ActionContext, Output, Params, action
-from remediation.errors import ActionError, PermanentError, TemporaryError
+from remediation.errors import ActionError, PermanentError, TemporaryError, ThresholdCrossed
 
 if TYPE_CHECKING:
     import psycopg
@@ -222,7 +222,9 @@ async def check(ctx: ActionContext, params: Params) -> Output:
             f"slowest: {slow[0]['query']!r}"
         )
     if problems:
-        raise PermanentError(f"{where}: {'; '.join(problems)}; see the db-pool-reset runbook", output=output)
+        raise ThresholdCrossed(
+            f"{where}: {'; '.join(problems)}; see the db-pool-reset runbook", output=output
+        )
     return output
 
 

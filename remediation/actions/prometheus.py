@@ -12,7 +12,7 @@ from remediation.actions._httpclient import check_status, send
 from remediation.actions._params import params_schema, string, with_defaults
 from remediation.actions._thresholds import THRESHOLD_SCHEMA, holds, text
 from remediation.actions.registry import ActionContext, Output, Params, action
-from remediation.errors import PermanentError
+from remediation.errors import PermanentError, ThresholdCrossed
 
 PARAMS = params_schema(
     {
@@ -75,7 +75,7 @@ async def query(ctx: ActionContext, params: Params) -> Output:
         bad = [(m, v) for m, v in series if not holds(v, threshold)]
         if bad:
             which = f" {bad[0][0]}" if len(series) > 1 else ""  # name the failing series among several
-            raise PermanentError(
+            raise ThresholdCrossed(
                 f"{shown}: {p['query']!r} is {bad[0][1]:g}{which}, which is not {text(threshold)}",
                 output=output,
             )

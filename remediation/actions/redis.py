@@ -14,7 +14,7 @@ from remediation.actions._durations import duration_schema, parse_duration
 from remediation.actions._lazy import LazyModule
 from remediation.actions._params import params_schema, secret_name, string, with_defaults
 from remediation.actions.registry import ActionContext, Output, Params, action
-from remediation.errors import ActionError, ApprovalDenied, PermanentError, TemporaryError
+from remediation.errors import ActionError, ApprovalDenied, PermanentError, TemporaryError, ThresholdCrossed
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -155,7 +155,7 @@ def _judge(ctx: ActionContext, p: Mapping[str, Any], output: Mapping[str, Any], 
                 f"memory at {output['memory_ratio']:.1%} of maxmemory, above {p['max_memory_ratio']:.0%}"
             )
     if problems:
-        raise PermanentError(
+        raise ThresholdCrossed(
             f"{where}: {'; '.join(problems)}; see the cache-flush-warm runbook", dict(output)
         )
 

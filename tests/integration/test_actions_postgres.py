@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from remediation.errors import PermanentError, TemporaryError
+from remediation.errors import PermanentError, TemporaryError, ThresholdCrossed
 from tests.servers.context import RecordingContext, run_action
 from tests.servers.net import Blackhole
 from tests.servers.postgres_server import PASSWORDS, PostgresServer
@@ -64,7 +64,9 @@ def test_check_counts_active_sessions_and_passes_under_the_limit(
 def test_check_fails_when_active_sessions_reach_the_limit(
     clean_stats: PostgresServer, active_session: int
 ) -> None:
-    with pytest.raises(PermanentError, match=r"1 active sessions \(limit 1\): the pool is exhausted") as err:
+    with pytest.raises(
+        ThresholdCrossed, match=r"1 active sessions \(limit 1\): the pool is exhausted"
+    ) as err:
         run_action("postgres.check", {"dsn": clean_stats.dsn(), "max_active": 1, "slow_query_ms": 60000})
     assert err.value.output["active_connections"] == 1
 
@@ -72,7 +74,7 @@ def test_check_fails_when_active_sessions_reach_the_limit(
 def test_check_finds_slow_statements_in_pg_stat_statements(clean_stats: PostgresServer) -> None:
     with clean_stats.session("app") as conn:
         conn.execute("SELECT pg_sleep(0.3), 'slow report'")
-    with pytest.raises(PermanentError, match="1 statements average over 200 ms") as err:
+    with pytest.raises(ThresholdCrossed, match="1 statements average over 200 ms") as err:
         run_action("postgres.check", {"dsn": clean_stats.dsn(), "slow_query_ms": 200})
     slow = err.value.output["slow_queries"]
     assert [q["query"] for q in slow] == ["SELECT pg_sleep($1), $2"]

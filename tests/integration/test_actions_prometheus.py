@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from remediation.errors import PermanentError, TemporaryError
+from remediation.errors import PermanentError, TemporaryError, ThresholdCrossed
 from tests.servers.context import run_action
 from tests.servers.net import Blackhole
 from tests.servers.prometheus_server import PrometheusServer
@@ -31,7 +31,7 @@ def test_error_rate_under_a_tenth_of_a_percent_passes(prometheus: PrometheusServ
 
 
 def test_threshold_crossed_is_permanent_with_the_value(prometheus: PrometheusServer) -> None:
-    with pytest.raises(PermanentError, match=r"is 0.75, which is not < 0.7") as err:
+    with pytest.raises(ThresholdCrossed, match=r"is 0.75, which is not < 0.7") as err:
         run_action(
             "prometheus.query",
             {"url": prometheus.url, "query": QUOTA, "threshold": {"op": "<", "value": 0.7}},
@@ -40,7 +40,7 @@ def test_threshold_crossed_is_permanent_with_the_value(prometheus: PrometheusSer
 
 
 def test_every_series_must_satisfy_the_threshold(prometheus: PrometheusServer) -> None:
-    with pytest.raises(PermanentError, match=r"is 99950 \{.*'code': '200'") as err:
+    with pytest.raises(ThresholdCrossed, match=r"is 99950 \{.*'code': '200'") as err:
         run_action(
             "prometheus.query",
             {

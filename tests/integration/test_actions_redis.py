@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from remediation.errors import ApprovalDenied, PermanentError, TemporaryError
+from remediation.errors import ApprovalDenied, PermanentError, TemporaryError, ThresholdCrossed
 from tests.servers.context import RecordingContext, run_action
 from tests.servers.net import Blackhole
 from tests.servers.redis_server import RedisServer
@@ -44,13 +44,13 @@ def test_info_fails_below_the_minimum_hit_rate(redis_server: RedisServer, cache:
     cache.get("absent:2")
     cache.set("present", 1)
     cache.get("present")
-    with pytest.raises(PermanentError, match=r"hit rate 33.3% is below 70%") as err:
+    with pytest.raises(ThresholdCrossed, match=r"hit rate 33.3% is below 70%") as err:
         run_action("redis.info", {"url": redis_server.url, "min_hit_rate": 0.7})
     assert err.value.output["hit_rate"] == round(1 / 3, 4)
 
 
 def test_info_fails_above_the_memory_ratio(redis_server: RedisServer, cache: redis.Redis) -> None:
-    with pytest.raises(PermanentError, match="of maxmemory, above 0%"):
+    with pytest.raises(ThresholdCrossed, match="of maxmemory, above 0%"):
         run_action("redis.info", {"url": redis_server.url, "max_memory_ratio": 0.000001})
 
 

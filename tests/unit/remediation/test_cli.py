@@ -19,7 +19,12 @@ def books(tmp_path: Path) -> Path:
     write(
         directory,
         [
-            {"id": "look", "action": "t.step", "with": {"key": "look", "value": "${params.count}"}},
+            {
+                "id": "look",
+                "action": "t.step",
+                "with": {"key": "look", "value": "${params.count}"},
+                "on": {"failure": "abort"},
+            },
             {
                 "id": "change",
                 "action": "t.change",
@@ -167,7 +172,7 @@ def test_json_output_is_the_result(script, books, tmp_path, capsys):
 
 def test_single_step_and_resume(script, books, tmp_path, capsys):
     script.failures["change"] = ["perm"]
-    assert cli(script, books, tmp_path, "run", "fix-it") == 1
+    assert cli(script, books, tmp_path, "run", "fix-it") == 3  # a failed change escalates by default
     script.calls.clear()
     # resume at the failed step: `look`'s output comes from the last record of fix-it
     assert cli(script, books, tmp_path, "run", "fix-it", "--from", "change", "--param", "count=5") == 0
