@@ -9,6 +9,7 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v jq >/dev/null || need+=(jq)
 command -v curl >/dev/null || need+=(curl)
 command -v flock >/dev/null || need+=(util-linux)
+command -v patch >/dev/null || need+=(patch)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql postgresql-contrib)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing Debian packages: ${need[*]}"

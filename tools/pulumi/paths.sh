@@ -1,10 +1,12 @@
 # Sourced after tools/lib.sh: where the Pulumi engine lives and the environment that runs it offline.
 # shellcheck shell=bash
 
-# pulumi_bin_dir: the cache directory holding the engine built at exactly the pinned versions and language-host source.
+# pulumi_bin_dir: the cache directory holding the engine built at exactly the pinned versions, language-host source
+# and provider patches.
 pulumi_bin_dir() {
   local host_src
-  host_src=$(cat "$TOOLS_DIR"/pulumi/language-python/{go.mod,go.sum,main.go} | sha256sum | cut -c1-12)
+  host_src=$(cat "$TOOLS_DIR"/pulumi/language-python/{go.mod,go.sum,main.go} "$TOOLS_DIR"/pulumi/*.patch |
+    sha256sum | cut -c1-12)
   echo "$(cache_dir pulumi "$PULUMI_VERSION" "$PULUMI_KUBERNETES_VERSION" "$PULUMI_KUBERNETES_PROVIDER_MODULE" \
     "$host_src")/bin"
 }
