@@ -82,7 +82,8 @@ build_kubernetes_provider() {
   chmod -R u+w "$work/provider"
   sed -i '/^replace github.com\/pulumi\/pulumi-kubernetes\/sdk\/v4 => /d' "$work/provider/go.mod"
   # The pinned commit's delete await can dereference an object its watch never saw (a nil-pointer panic that
-  # crashed `pulumi destroy` about every other run here); our one-hunk patch makes that case "not deleted yet".
+  # crashed `pulumi destroy` about every other run here); our one-hunk patch makes a nil object "not deleted
+  # yet". A panic at the same place still happens now and then, so tools/down.sh destroys twice on failure.
   patch -s -p1 -d "$work/provider" <"$TOOLS_DIR/pulumi/provider-deleted-await.patch"
   # schema-embed.json and terraform-mapping-embed.json are generated (gitignored upstream), as `make provider` does.
   (cd "$work/provider/cmd/pulumi-resource-kubernetes" && VERSION="${PULUMI_KUBERNETES_VERSION#v}" go generate ./...)

@@ -327,6 +327,7 @@ def fail_the_run(k8s: client.ApiClient, namespace: str, job_name: str) -> None:
             for c in client.BatchV1Api(k8s).read_namespaced_job(job_name, namespace).status.conditions or []
         ),
         f"{job_name} to be Failed",
+        timeout=180,  # the Job controller's reaction to a failed pod; slow on a loaded 2-core machine
     )
 
 
