@@ -37,8 +37,8 @@ lint: setup  ## ruff + mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy remediation infra policy
 
-render: setup  ## write one YAML file per resource of STACK into build/manifests/STACK/
-	$(PY) -m tools.render --stack $(STACK)
+render: setup  ## the `render` stack (production's settings) as YAML files in build/manifests/render/, no cluster
+	@tools/render.sh
 
 up: setup tools  ## the main job: pulumi up of the `local` stack (starts a local cluster unless KUBECONFIG is set)
 	@tools/up.sh

@@ -82,11 +82,15 @@ def app_policy_data(args: AppPolicyArgs) -> dict[str, str]:
 class AppPolicy(pulumi.ComponentResource):
     def __init__(self, name: str, args: AppPolicyArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("shorts:edge:AppPolicy", name, None, opts)
+        # Immutable, like the runbooks: the remediation Role may update ConfigMaps (its run records), and a
+        # runbook Job must never be able to loosen the service's own limits. A change replaces it; the name
+        # is fixed (the pods mount it by name), so the old one is deleted first.
         self.config_map = k8s.core.v1.ConfigMap(
             APP_POLICY_NAME,
             metadata=meta.metadata(APP_POLICY_NAME, args.namespace, "edge"),
             data=app_policy_data(args),
-            opts=pulumi.ResourceOptions(parent=self),
+            immutable=True,
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
         self.name: pulumi.Output[str] = self.config_map.metadata.name
         self.register_outputs({"configMap": self.name})

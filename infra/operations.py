@@ -54,6 +54,22 @@ def runbook_files(directory: Path) -> dict[str, str]:
     return {p.name: p.read_text(encoding="utf-8") for p in sorted(directory.glob("*.yaml"))}
 
 
+def run_record_env() -> list[Obj]:
+    """REMEDIATION_RECORDS=configmaps, its namespace and the Job's name, from the downward API.
+
+    The remediation executor reads these (see remediation/records.py); infra and remediation share no code,
+    so the names are the contract, asserted on both sides.
+    """
+    return [
+        {"name": "REMEDIATION_RECORDS", "value": "configmaps"},
+        {"name": "REMEDIATION_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {
+            "name": "REMEDIATION_JOB_NAME",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/job-name']"}},
+        },
+    ]
+
+
 def job_pod_spec(job: ScheduledRunbook, image: str) -> Obj:
     tmp_volume, tmp_mount = meta.tmp_volume()
     return {
@@ -78,6 +94,8 @@ def job_pod_spec(job: ScheduledRunbook, image: str) -> Obj:
                     "--state-dir",
                     f"{meta.TMP}/remediation-state",
                 ],
+                # The run record is also kept in a ConfigMap of this namespace (`remediation runs`).
+                "env": run_record_env(),
                 # Secrets (Slack webhook, PGPASSWORD, ...) come from the environment only.
                 "envFrom": [{"secretRef": {"name": SECRETS_NAME, "optional": True}}],
                 "resources": {
@@ -152,15 +170,23 @@ class Operations(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role, self.service_account]),
         )
         files = runbook_files(args.runbooks_dir)
+        # Immutable: the remediation Role may update ConfigMaps (its run records), never these two. A change
+        # replaces the ConfigMap; its name is fixed, so the old one is deleted first.
+        fixed_name = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
         self.runbooks = k8s.core.v1.ConfigMap(
-            "runbooks", metadata=meta.metadata("runbooks", ns, "operations"), data=files, opts=child
+            "runbooks",
+            metadata=meta.metadata("runbooks", ns, "operations"),
+            data=files,
+            immutable=True,
+            opts=fixed_name,
         )
         profile = {**args.profile, "namespace": args.namespace}
         self.profile = k8s.core.v1.ConfigMap(
             "remediation-profile",
             metadata=meta.metadata("remediation-profile", ns, "operations"),
             data={"profile.yaml": yaml.safe_dump(profile, sort_keys=True)},
-            opts=child,
+            immutable=True,
+            opts=fixed_name,
         )
         self.cron_jobs = []
         for job in scheduled_runbooks(args.schedules):

@@ -18,8 +18,10 @@ HOST_PATHS = {"api": ("trending", "search"), "app": ("static",), "admin": ("stat
 
 def provider(settings: Settings) -> k8s.Provider:
     if settings.render_directory:
-        # No cluster at all: pulumi-kubernetes writes the manifests into this directory instead.
-        return k8s.Provider("k8s", render_yaml_to_directory=settings.render_directory)
+        # No cluster at all: pulumi-kubernetes writes the manifests into this directory instead. The SDK
+        # defaults `kubeconfig` to $KUBECONFIG, which the provider refuses next to renderYamlToDirectory;
+        # an empty one is "not given", so rendering works whatever KUBECONFIG says.
+        return k8s.Provider("k8s", render_yaml_to_directory=settings.render_directory, kubeconfig="")
     return k8s.Provider("k8s")
 
 

@@ -22,6 +22,10 @@ _RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("coordination.k8s.io", "leases", ("get", "create", "update")),
     ("", "events", ("create", "patch")),
     ("events.k8s.io", "events", ("create", "patch")),
+    # Run records: one ConfigMap per run (create, then update as the run goes on; get/list to read them back
+    # for `run --resume-run`). Update reaches every ConfigMap in the namespace, which is why the runbooks and
+    # profile ConfigMaps are immutable (operations.py): a runbook Job can never rewrite what Jobs run.
+    ("", "configmaps", ("get", "list", "create", "update")),
 )
 
 

@@ -6,6 +6,9 @@
                                            --output text|json (live per-step progress on a terminal)
     remediation docs DIR --out DIR         render every runbook as Markdown (plus an index)
     remediation actions                    list the registered actions and their parameters
+    remediation runs                       recent runs, newest first: the cluster's records (--namespace,
+                                           --kubeconfig, --context) or, without those, the local ones
+    remediation resume RUN                 a new Job that continues failed run RUN from its failed step
     remediation serve                      the alert receiver: Alertmanager webhooks -> remediation Jobs
                                            (its own options: `remediation serve --help`)
 
@@ -28,11 +31,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from remediation.actions.registry import ActionRegistry, load_all
 from remediation.errors import Problem, RemediationError, RunbookInvalid
 from remediation.schemas import suggest
+
+if TYPE_CHECKING:
+    from remediation.records_cluster import ConfigMapRecordStore
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_ESCALATED, EXIT_REFUSED = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130
@@ -120,9 +126,56 @@ def _parser() -> argparse.ArgumentParser:
     actions = sub.add_parser("actions", help="list the registered actions and their parameters")
     actions.add_argument("--output", choices=("text", "json"), default="text")
 
+    runs = sub.add_parser(
+        "runs",
+        help="list recent runs and their outcome (cluster records with --namespace/--kubeconfig/--context)",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _cluster_options(runs)
+    runs.add_argument("--runbook", metavar="NAME", help="only runs of this runbook")
+    runs.add_argument("--limit", type=_positive, default=20, metavar="N", help="at most N runs (default 20)")
+    runs.add_argument("--output", choices=("table", "json"), default="table")
+    runs.add_argument("--state-dir", help="local records, without a cluster option (default .state/)")
+
+    resume = sub.add_parser(
+        "resume",
+        help="continue a failed run from its failed step, as a new Job",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    resume.add_argument("run_id", metavar="RUN", help="the run's id (see `remediation runs`)")
+    _cluster_options(resume)
+    resume.add_argument(
+        "--from", dest="from_step", metavar="ID", help="continue here instead of the failed step"
+    )
+    resume.add_argument("--yes", action="store_true", help="create the Job without asking")
+
     # Listed here for --help only: main() hands `serve` and everything after it to the receiver's own parser.
     sub.add_parser("serve", help="run the alert receiver (options: remediation serve --help)", add_help=False)
     return parser
+
+
+def _cluster_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--namespace",
+        metavar="NS",
+        help="where the run records are (default $REMEDIATION_NAMESPACE, else shorts)",
+    )
+    cmd.add_argument(
+        "--kubeconfig", metavar="PATH", help="default: in-cluster in a pod, else $KUBECONFIG/~/.kube"
+    )
+    cmd.add_argument("--context", metavar="NAME", help="a context of the kubeconfig")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None, *, registry: ActionRegistry | None = None) -> int:
@@ -140,7 +193,7 @@ def main(argv: Sequence[str] | None = None, *, registry: ActionRegistry | None =
         return EXIT_INVALID
     except RemediationError as err:
         print(f"error: {err}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_INVALID if _is_bad_input(err) else EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -149,6 +202,14 @@ def main(argv: Sequence[str] | None = None, *, registry: ActionRegistry | None =
     except OSError as err:  # an unwritable state or output directory, a full disk: say which file
         print(f"error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _is_bad_input(err: RemediationError) -> bool:
+    """Errors that a changed command line fixes (an unknown run, a run that cannot be resumed, ...)."""
+    from remediation.records_cluster import ClusterConfigError
+    from remediation.runs import NotResumable
+
+    return isinstance(err, NotResumable | ClusterConfigError)
 
 
 def _print_problems(problems: list[Problem], output: str) -> None:
@@ -270,14 +331,17 @@ def _ask(prompt: str) -> bool:
 def _run(args: argparse.Namespace, registry: ActionRegistry) -> int:
     from remediation.executor import Executor, NullReporter
     from remediation.progress import TextReporter, result_json
-    from remediation.records import latest_record, state_dir
+    from remediation.records import FileRecordStore, RecordStore, state_dir, store_from_env
 
     runbook, params, profile = _inputs(args, registry)
     trigger = _load_trigger(args.trigger)
     state = state_dir(args.state_dir)
+    # Checked before anything runs: a bad $REMEDIATION_RECORDS is an input error, not a failed run.
+    cluster_store = store_from_env(state, _connection(profile))
     previous: dict[str, Any] = {}
     if args.from_step:
-        record = latest_record(state, runbook.name, args.resume_run)
+        store: RecordStore = cluster_store or FileRecordStore(state)
+        record = store.get(args.resume_run) if args.resume_run else store.latest(runbook.name)
         if record is None and args.resume_run:
             raise RunbookInvalid(
                 [
@@ -286,7 +350,7 @@ def _run(args: argparse.Namespace, registry: ActionRegistry) -> int:
                         args.resume_run,
                         "no such run record",
                         None,
-                        f"records are in {state}/runs/",
+                        f"records are in {store.where()}",
                     )
                 ]
             )
@@ -317,6 +381,68 @@ def _run(args: argparse.Namespace, registry: ActionRegistry) -> int:
     if args.output == "json":
         print(result_json(result))
     return result.exit_code
+
+
+def _connection(settings: Any) -> dict[str, Any]:
+    """The Kubernetes connection of a profile or of the command line (kubeconfig, kube_context)."""
+    return {key: settings[key] for key in ("kubeconfig", "kube_context") if settings.get(key)}
+
+
+def _cluster_store(args: argparse.Namespace) -> ConfigMapRecordStore:
+    """The ConfigMap record store the cluster options (and $REMEDIATION_NAMESPACE) point at."""
+    from remediation.records import NAMESPACE_ENV
+    from remediation.records_cluster import ConfigMapRecordStore
+
+    if args.kubeconfig and not Path(args.kubeconfig).is_file():
+        raise RunbookInvalid(
+            [Problem("--kubeconfig", args.kubeconfig, "no such file", None, "give the path of a kubeconfig")]
+        )
+    namespace = args.namespace or os.environ.get(NAMESPACE_ENV) or "shorts"
+    connection = _connection({"kubeconfig": args.kubeconfig, "kube_context": args.context})
+    return ConfigMapRecordStore(
+        namespace, connection, hint="pass --kubeconfig (and --context), or set $KUBECONFIG"
+    )
+
+
+def _runs(args: argparse.Namespace, registry: ActionRegistry) -> int:
+    from remediation.records import RECORDS_ENV, FileRecordStore, state_dir
+    from remediation.runs import as_json, summary, table
+
+    in_cluster = (
+        args.namespace or args.kubeconfig or args.context or os.environ.get(RECORDS_ENV) == "configmaps"
+    )
+    store = _cluster_store(args) if in_cluster else FileRecordStore(state_dir(args.state_dir))
+    rows = [summary(record) for record in store.recent(args.limit, args.runbook)]
+    if args.output == "json":
+        print(as_json(rows))
+        return EXIT_OK
+    if not rows:
+        which = f" of runbook {args.runbook}" if args.runbook else ""
+        print(f"no runs{which} recorded in {store.where()}", file=sys.stderr)
+        return EXIT_OK
+    print(table(rows), end="")
+    return EXIT_OK
+
+
+def _resume(args: argparse.Namespace, registry: ActionRegistry) -> int:
+    from remediation.resume_cluster import resume
+
+    store = _cluster_store(args)
+    return resume(store, args.run_id, args.from_step, confirm=_confirm(args.yes))
+
+
+def _confirm(assume_yes: bool) -> Any:
+    """Asks on a terminal; without one, only --yes goes ahead."""
+    from remediation.runs import NotResumable
+
+    def confirm(prompt: str) -> bool:
+        if assume_yes:
+            return True
+        if not sys.stdin.isatty():
+            raise NotResumable("not creating the Job without a terminal to ask: pass --yes")
+        return _ask(prompt)
+
+    return confirm
 
 
 def _escalation_reason(args: argparse.Namespace) -> str | None:
@@ -388,7 +514,15 @@ def _type_name(schema: Any) -> str:
     return "any"
 
 
-_COMMANDS = {"validate": _validate, "plan": _plan, "run": _run, "docs": _docs, "actions": _actions}
+_COMMANDS = {
+    "validate": _validate,
+    "plan": _plan,
+    "run": _run,
+    "docs": _docs,
+    "actions": _actions,
+    "runs": _runs,
+    "resume": _resume,
+}
 
 
 if __name__ == "__main__":

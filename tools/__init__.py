@@ -1,1 +1,1 @@
-"""Python entry points of tools/ (`python -m tools.render`)."""
+"""Python helpers of tools/: tools.render (a stack's manifests under mocks, for the tests)."""

@@ -81,10 +81,12 @@ build_kubernetes_provider() {
   cp -r "$src" "$work/provider"
   chmod -R u+w "$work/provider"
   sed -i '/^replace github.com\/pulumi\/pulumi-kubernetes\/sdk\/v4 => /d' "$work/provider/go.mod"
-  # The pinned commit's delete await can dereference an object its watch never saw (a nil-pointer panic that
-  # crashed `pulumi destroy` about every other run here); our one-hunk patch makes a nil object "not deleted
-  # yet". A panic at the same place still happens now and then, so tools/down.sh destroys twice on failure.
+  # The pinned commit's delete await dereferences the nil result kstatus returns for an object whose status it
+  # cannot read, which every Argo Rollout is (status.observedGeneration is a string in its CRD): a nil-pointer
+  # panic that crashed `pulumi destroy` about every other run. The patch (its header says more) fixes that and
+  # adds a regression test, run here so that a build never ships the patch untested.
   patch -s -p1 -d "$work/provider" <"$TOOLS_DIR/pulumi/provider-deleted-await.patch"
+  (cd "$work/provider" && go test -vet=off -count=1 -run 'TestDeleted' ./pkg/await/condition/)
   # schema-embed.json and terraform-mapping-embed.json are generated (gitignored upstream), as `make provider` does.
   (cd "$work/provider/cmd/pulumi-resource-kubernetes" && VERSION="${PULUMI_KUBERNETES_VERSION#v}" go generate ./...)
   (cd "$work/provider" && go build \

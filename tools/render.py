@@ -1,23 +1,23 @@
-"""`make render STACK=<stack>`: one YAML manifest per Kubernetes resource, in build/manifests/<stack>/.
+"""Manifests of a stack evaluated under Pulumi mocks (no engine, no cluster): for the tests only.
 
-The program runs under Pulumi mocks (no engine, no cluster); each manifest is the resource's inputs exactly as
-the engine would receive them. File names start with an apply order (namespace, identities and config,
-services, workloads, then what refers to workloads), so `kubectl apply -f` on the directory just works.
+The tests that check every stack's manifests (strict schema validation, the API server's dry run) use this to
+see what the program declares without running the engine. Users run `make render` (tools/render.sh), which
+writes the `render` stack's files with the real engine (pulumi-kubernetes' render-to-directory); the e2e test
+tests/e2e/test_pulumi_render.py checks that the engine writes exactly the objects this evaluation declares.
+
+File names start with an apply order (namespace, identities and config, services, workloads, then what refers
+to workloads), so `kubectl apply -f` on the directory works too.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from infra.evaluate import STACKS_DIR, Captured, evaluate, stacks
-from infra.settings import SettingsError
+from infra.evaluate import STACKS_DIR, Captured, evaluate
 
-ROOT = Path(__file__).resolve().parent.parent
 ORDER = {
     "Namespace": 0,
     "ServiceAccount": 10,
@@ -70,32 +70,3 @@ def render(stack: str, out_dir: Path, stacks_dir: Path = STACKS_DIR) -> list[Pat
         )
         written.append(path)
     return written
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.render", description=__doc__.splitlines()[0])
-    parser.add_argument("--stack", required=True, help="one of: " + ", ".join(stacks()))
-    parser.add_argument("--out", type=Path, help="output directory (default: build/manifests/<stack>)")
-    parser.add_argument(
-        "--stacks-dir", type=Path, default=STACKS_DIR, help="where Pulumi.<stack>.yaml files are"
-    )
-    args = parser.parse_args(argv)
-    known = stacks(args.stacks_dir)
-    if args.stack not in known:
-        print(
-            f"unknown stack {args.stack!r}: {args.stacks_dir} has {', '.join(known) or 'none'}",
-            file=sys.stderr,
-        )
-        return 2
-    out_dir = args.out or ROOT / "build" / "manifests" / args.stack
-    try:
-        written = render(args.stack, out_dir, args.stacks_dir)
-    except SettingsError as error:
-        print(error, file=sys.stderr)
-        return 2
-    print(f"wrote {len(written)} manifests to {out_dir}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,6 +2,7 @@
 
 A Job runs `remediation run <runbook>` (or its escalation only) under the `remediation` ServiceAccount,
 with the runbooks ConfigMap at /runbooks, the profile from a ConfigMap and secrets from a Secret.
+Its run record is kept in the cluster (REMEDIATION_RECORDS=configmaps, see remediation/records_cluster.py).
 backoffLimit is 0: the runbook owns retries, a failed run must count as one failure for the breaker.
 """
 
@@ -14,6 +15,8 @@ import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from remediation.resume import record_env
 
 from .mapping import Target
 from .payload import Alert
@@ -161,6 +164,9 @@ def build_job(request: LaunchRequest, template: JobTemplate) -> dict[str, Any]:
         # The root filesystem is read-only: the executor's local state goes to the writable /tmp volume.
         {"name": "REMEDIATION_STATE_DIR", "value": "/tmp/remediation"},
         {"name": "REMEDIATION_GUARD_KEY", "value": request.guard_key},
+        # The run record goes to a ConfigMap in the Job's namespace (and names this Job), so that
+        # `remediation runs` and `remediation resume` work after the pod and its /tmp are gone.
+        *record_env(),
     ]
     if request.reason:
         env.append({"name": "REMEDIATION_ESCALATION_REASON", "value": request.reason})

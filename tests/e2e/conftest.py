@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
@@ -30,6 +33,16 @@ def pinned_versions() -> dict[str, str]:
             key, _, value = line.partition("=")
             pairs[key.strip()] = value.strip()
     return pairs
+
+
+def eventually(check: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
+    """Polls `check` until it returns something truthy, and returns that; fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.3)
+    return result
 
 
 def run_cluster_tool(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -71,10 +84,28 @@ class Cluster:
         return client.ApiClient(conf)
 
 
+def write_token_kubeconfig(admin: client.ApiClient, token: str, path: Path) -> Path:
+    """A kubeconfig for the admin's cluster that holds only `token`: what a ServiceAccount's Job has."""
+    conf = admin.configuration
+    server = {"server": conf.host, "certificate-authority": conf.ssl_ca_cert}
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "local", "cluster": server}],
+        "users": [{"name": "token", "user": {"token": token}}],
+        "contexts": [{"name": "token", "context": {"cluster": "local", "user": "token"}}],
+        "current-context": "token",
+    }
+    path.write_text(yaml.safe_dump(kubeconfig))
+    return path
+
+
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
     state_dir = Path(os.environ.get("SHORTS_CLUSTER_DIR", PROJECT_DIR / ".state" / "cluster")).resolve()
-    already_running = run_cluster_tool(state_dir, "status").returncode == 0
+    # Running processes, not a ready API, decide whose cluster this is: an API slow to answer under load must
+    # not make this session stop a cluster that another session (or a developer) started.
+    already_running = "running (pid" in run_cluster_tool(state_dir, "status").stdout
     up = run_cluster_tool(state_dir, "up")
     if up.returncode != 0:
         pytest.fail(f"tools/cluster up failed ({up.returncode}):\n{up.stderr[-5000:]}", pytrace=False)

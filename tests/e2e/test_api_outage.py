@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.e2e.conftest import PROJECT_DIR, Cluster
-from tests.e2e.test_cluster_actions import eventually, profile  # noqa: F401 (profile: a fixture)
+from tests.e2e.conftest import PROJECT_DIR, Cluster, eventually
+from tests.e2e.test_cluster_actions import profile  # noqa: F401 (profile: a fixture)
 from tests.e2e.test_runbooks_cluster import (
     CLI,
     api_rollout,

@@ -8,18 +8,15 @@ actions write: a promoted canary really moves on, an aborted one really goes bac
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 
 from remediation.errors import PermanentError
-from tests.e2e.conftest import Cluster
+from tests.e2e.conftest import Cluster, eventually, write_token_kubeconfig
 from tests.servers.context import RecordingContext, run_action
 
 pytestmark = pytest.mark.e2e
@@ -43,16 +40,8 @@ REMEDIATION_RULES = [
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create", "update"]},
 ]
-
-
-def eventually(check: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.5)
-    return result
 
 
 @pytest.fixture
@@ -72,19 +61,7 @@ def profile(cluster: Cluster, k8s: client.ApiClient, namespace: str, tmp_path: P
     token = core.create_namespaced_service_account_token(
         "remediation", namespace, {"spec": {"expirationSeconds": 3600}}
     ).status.token
-    admin = k8s.configuration
-    kubeconfig = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {"name": "local", "cluster": {"server": admin.host, "certificate-authority": admin.ssl_ca_cert}}
-        ],
-        "users": [{"name": "remediation", "user": {"token": token}}],
-        "contexts": [{"name": "remediation", "context": {"cluster": "local", "user": "remediation"}}],
-        "current-context": "remediation",
-    }
-    path = tmp_path / "remediation.kubeconfig"
-    path.write_text(yaml.safe_dump(kubeconfig))
+    path = write_token_kubeconfig(k8s, token, tmp_path / "remediation.kubeconfig")
     # RBAC caches settle within moments; wait until the binding is in force before testing through it.
     auth = client.AuthorizationV1Api(k8s)
     review = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -10,21 +9,9 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tests.e2e.conftest import KWOK_NODES, Cluster, pinned_versions
+from tests.e2e.conftest import KWOK_NODES, Cluster, eventually, pinned_versions
 
 pytestmark = pytest.mark.e2e
-
-
-def eventually(check: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
-    """Polls `check` until it returns something truthy; fails with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.5)
 
 
 def status_of(call: Callable[[], Any]) -> int:

@@ -20,7 +20,19 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from pulumi import automation as auto
 
-from tests.e2e.conftest import PROJECT_DIR, Cluster, pinned_versions
+from tests.e2e.conftest import PROJECT_DIR, Cluster, eventually, pinned_versions, write_token_kubeconfig
+from tests.e2e.test_runbooks_cluster import (
+    by_id,
+    healthy,
+    read_rollout,
+    remediation,
+    shorts,  # noqa: F401 (a fixture)
+    slack,  # noqa: F401 (a fixture)
+    when,
+    write_profile,
+)
+from tests.servers.shorts import ShortsStub
+from tests.servers.slack import SlackStub
 
 pytestmark = pytest.mark.e2e
 
@@ -212,6 +224,7 @@ def test_up_creates_the_remediation_role_with_exactly_the_contracts_rules(deploy
         ("coordination.k8s.io", "leases", "get,create,update"),
         ("", "events", "create,patch"),
         ("events.k8s.io", "events", "create,patch"),
+        ("", "configmaps", "get,list,create,update"),  # run records; runbooks and profile are immutable
     }
     assert granted == {(g, r, v) for g, r, verbs in contract for v in verbs.split(",")}
 
@@ -241,6 +254,50 @@ def test_second_up_reports_no_changes(deployment: Deployment) -> None:
     second = changes(deployment.second.summary)
     assert set(second) == {"same"}, second
     assert second["same"] == sum(changes(deployment.first.summary).values())
+
+
+def test_api_restart_runbook_restarts_the_rollout_that_up_created(
+    deployment: Deployment,
+    shorts: ShortsStub,  # noqa: F811 (the fixture imported above)
+    slack: SlackStub,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The runbook, under the Role and ServiceAccount `up` declared, restarts the Rollout `up` declared."""
+    api = deployment.api
+    replicas = read_rollout(api, NAMESPACE)["spec"]["replicas"]
+    eventually(lambda: healthy(api, NAMESPACE, "api", replicas), 120, "the api Rollout Healthy")
+    others = {name: read_rollout(api, NAMESPACE, name)["spec"] for name in ("app", "admin")}
+    shorts.behave("/health", status=503)
+    # The restart is what heals the service: /health answers 200 again once spec.restartAt is written.
+    stop = when(lambda: "restartAt" in read_rollout(api, NAMESPACE)["spec"], shorts.reset)
+    token = (
+        client.CoreV1Api(api)
+        .create_namespaced_service_account_token(
+            "remediation", NAMESPACE, {"spec": {"expirationSeconds": 3600}}
+        )
+        .status.token
+    )
+    kubeconfig = write_token_kubeconfig(api, token, tmp_path / "remediation.kubeconfig")
+    profile_file = write_profile(tmp_path / "profile.yaml", str(kubeconfig), api_url=shorts.url)
+    try:
+        code, result = remediation(
+            "api-restart", profile_file=profile_file, state=tmp_path / "state", slack=slack
+        )
+    finally:
+        stop.set()
+
+    assert (code, result["outcome"]) == (0, "success"), result
+    steps = by_id(result)
+    assert [steps[s]["outcome"] for s in ("restart", "wait-ready", "verify")] == ["success"] * 3
+    restarted = read_rollout(api, NAMESPACE)
+    assert restarted["spec"]["restartAt"] == steps["restart"]["output"]["restarted_at"]
+    eventually(
+        lambda: read_rollout(api, NAMESPACE)["status"].get("restartedAt") == restarted["spec"]["restartAt"],
+        120,
+        "the controller to finish the restart",
+    )
+    assert {name: read_rollout(api, NAMESPACE, name)["spec"] for name in others} == others
+    assert slack.posts == []
 
 
 def destroy(stack: auto.Stack) -> auto.DestroyResult:

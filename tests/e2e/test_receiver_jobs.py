@@ -3,6 +3,7 @@ and the receiver's own least-privilege Role (it runs with a ServiceAccount token
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -25,7 +26,7 @@ from remediation.receiver.guards_cluster import STATE_ANNOTATION, LeaseGuardStor
 from remediation.receiver.jobs import JobTemplate
 from remediation.receiver.jobs_cluster import KubernetesJobLauncher
 from remediation.receiver.server import ReceiverServer, TokenSource
-from tests.e2e.conftest import Cluster
+from tests.e2e.conftest import Cluster, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -67,17 +68,6 @@ RECEIVER_RULES = [
 ]
 
 
-def eventually(check: Callable[[], Any], what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.2)
-
-
 def receiver_token(k8s: client.ApiClient, namespace: str) -> str:
     core, rbac = client.CoreV1Api(k8s), client.RbacAuthorizationV1Api(k8s)
     for name in ("remediation-receiver", "remediation"):
@@ -116,18 +106,16 @@ class Replica:
         return [json.loads(line) for line in self.log_path.read_text().splitlines()]
 
 
-@pytest.fixture
-def replicas(
-    cluster: Cluster, k8s: client.ApiClient, namespace: str, tmp_path: Path
-) -> Iterator[list[Replica]]:
+def start_replicas(
+    cluster: Cluster, k8s: client.ApiClient, namespace: str, tmp_path: Path, template: JobTemplate
+) -> list[Replica]:
+    """Two receivers, as two replicas of the Deployment, sharing guard state in the namespace's Leases."""
     runbooks = tmp_path / "runbooks"
     runbooks.mkdir()
     for name, text in RUNBOOKS.items():
         (runbooks / name).write_text(text)
     (tmp_path / "token").write_text(TOKEN)
     api = cluster.token_client(receiver_token(k8s, namespace))
-    # kwok leaves pods with this annotation alone, so a test can decide how a run ends.
-    template = JobTemplate(namespace=namespace, pod_annotations=(("kwok.x-k8s.io/status", "custom"),))
     started: list[Replica] = []
     for i in range(2):
         store = LeaseGuardStore(api, namespace, identity=f"receiver-{i}")
@@ -143,10 +131,37 @@ def replicas(
         )
         server.start()
         started.append(Replica(server, store, tmp_path / f"alerts-{i}.jsonl", api))
-    yield started
+    return started
+
+
+def stop_replicas(started: list[Replica]) -> None:
     for replica in started:
         replica.http.close()
         replica.server.stop()
+
+
+@pytest.fixture
+def replicas(
+    cluster: Cluster, k8s: client.ApiClient, namespace: str, tmp_path: Path
+) -> Iterator[list[Replica]]:
+    started = start_replicas(cluster, k8s, namespace, tmp_path, JobTemplate(namespace=namespace))
+    yield started
+    stop_replicas(started)
+
+
+@pytest.fixture
+def failing_replicas(
+    cluster: Cluster, k8s: client.ApiClient, namespace: str, tmp_path: Path
+) -> Iterator[list[Replica]]:
+    """Receivers whose every Job fails for real: a quota of zero pods keeps the Job from ever running, and
+    the Job controller fails it at its 2-second deadline (DeadlineExceeded), as a run that hangs would be."""
+    client.CoreV1Api(k8s).create_namespaced_resource_quota(
+        namespace, {"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}}
+    )
+    template = JobTemplate(namespace=namespace, active_deadline_s=2)
+    started = start_replicas(cluster, k8s, namespace, tmp_path, template)
+    yield started
+    stop_replicas(started)
 
 
 def alert(
@@ -312,6 +327,40 @@ def test_a_second_firing_within_the_cooldown_creates_none_and_says_why_on_the_ta
     leases = client.CoordinationV1Api(k8s).list_namespaced_lease(namespace).items
     assert len(leases) == 1
     assert json.loads(leases[0].metadata.annotations[STATE_ANNOTATION])["last_start"] is not None
+
+
+def job_failed(k8s: client.ApiClient, namespace: str, name: str) -> bool:
+    conditions = client.BatchV1Api(k8s).read_namespaced_job(name, namespace).status.conditions or []
+    return any(c.type == "Failed" and c.status == "True" for c in conditions)
+
+
+def test_after_repeated_failed_runs_the_breaker_escalates(
+    failing_replicas: list[Replica], k8s: client.ApiClient, namespace: str
+) -> None:
+    a = failing_replicas[0]
+
+    def fire(minute: int) -> None:
+        started = f"2026-11-26T06:0{minute}:00Z"
+        flaky = alert(
+            "FlakyThing", fingerprint="dddd0001", starts_at=started, namespace=namespace, deployment="api"
+        )
+        assert a.send(payload(flaky)) == 200
+        drain(a)
+
+    for minute in range(2):
+        fire(minute)
+        newest = max(jobs(k8s, namespace), key=lambda j: j.metadata.creation_timestamp)
+        failed = functools.partial(job_failed, k8s, namespace, newest.metadata.name)
+        eventually(failed, 120, f"{newest.metadata.name} to fail at its deadline")
+        eventually(lambda: a.server.receiver.reconcile() >= 1, 30, "the failure to be counted")
+        time.sleep(1.1)  # the runbook's cooldown is 1s
+    fire(5)
+    created = jobs(k8s, namespace)
+    modes = sorted(j.metadata.labels["remediation.shorts.ops/mode"] for j in created)
+    assert modes == ["escalate", "run", "run"]
+    escalation = next(j for j in created if j.metadata.labels["remediation.shorts.ops/mode"] == "escalate")
+    assert "--escalate-only" in escalation.spec.template.spec.containers[0].command
+    assert a.records()[-1]["reason"] == "breaker"
 
 
 def test_after_the_budget_is_spent_the_escalation_runs_instead(

@@ -22,8 +22,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.e2e.conftest import PROJECT_DIR
-from tests.e2e.test_cluster_actions import eventually, profile, rollout  # noqa: F401 (profile: a fixture)
+from tests.e2e.conftest import PROJECT_DIR, eventually
+from tests.e2e.test_cluster_actions import profile, rollout  # noqa: F401 (profile: a fixture)
 from tests.servers.httpstub import Handler, StubServer
 from tests.servers.prometheus_server import METRICS, PrometheusServer
 from tests.servers.shorts import ShortsStub

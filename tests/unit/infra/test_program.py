@@ -252,6 +252,7 @@ CONTRACT_RULES = [  # the helper contract, written out independently of infra/rb
     ("coordination.k8s.io", "leases", ["get", "create", "update"]),
     ("", "events", ["create", "patch"]),
     ("events.k8s.io", "events", ["create", "patch"]),
+    ("", "configmaps", ["get", "list", "create", "update"]),  # run records (remediation runs/resume)
 ]
 
 
@@ -401,23 +402,14 @@ def test_render_directory_setting_sends_manifests_to_a_directory() -> None:
     assert [p.inputs.get("renderYamlToDirectory") for p in providers] == ["build/rendered/local"]
 
 
-def test_make_render_writes_one_file_per_resource_deterministically(
+def test_mocks_render_writes_one_file_per_resource_deterministically(
     evaluations: dict[str, Evaluation], tmp_path: Path
 ) -> None:
-    import subprocess
-    import sys
+    """tools.render: what the manifest tests (strict validation, server dry run) read, one file per object."""
+    from tools.render import render
 
     def run() -> dict[str, str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "tools.render", "--stack", "production", "--out", str(tmp_path)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        )
-        count = len(evaluations["production"].kubernetes())
-        assert result.stdout.strip() == f"wrote {count} manifests to {tmp_path}"
+        render("production", tmp_path)
         return {p.name: p.read_text(encoding="utf-8") for p in sorted(tmp_path.glob("*.yaml"))}
 
     first = run()
