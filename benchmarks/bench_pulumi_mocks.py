@@ -1,5 +1,5 @@
 """How long the production program takes to evaluate under Pulumi mocks (what every unit test and
-`make render` pays), against two baselines measured in the same run:
+manifest test pays), against two baselines measured in the same run:
 
 - the mock machinery alone: an empty program that only registers the Kubernetes provider;
 - the smallest real stack, `local`.

@@ -1,7 +1,8 @@
 """Evaluate the program for a stack under Pulumi mocks: no engine, no cluster.
 
-Used by the unit tests, `make render` and the benchmark. Every registered resource is captured with its type,
-name, parent and inputs (as the engine would receive them); component outputs too.
+Used by the unit tests, the manifest validation and dry-run tests, and the benchmark (`make render` runs the
+real engine). Every registered resource is captured with its type, name, parent and inputs (as the engine
+would receive them); component outputs too.
 """
 
 from __future__ import annotations

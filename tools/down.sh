@@ -17,10 +17,7 @@ if ! pulumi stack ls --json 2>/dev/null | "$PY" -c \
   log "stack $STACK does not exist in $PULUMI_BACKEND_URL: nothing to destroy"
 elif cluster_reachable; then
   log "pulumi destroy --stack $STACK"
-  # Once more on failure: the pinned provider can still panic in its delete await when an object vanishes before
-  # its watch sees it; what the first attempt deleted stays deleted and the second finds the rest.
   pulumi destroy --yes --stack "$STACK" --non-interactive ||
-    pulumi destroy --yes --stack "$STACK" --non-interactive ||
     fail "pulumi destroy of stack $STACK failed (see the messages above)" \
       "fix the cause and run \`make down\` again; the cluster is left running so that nothing is orphaned"
 else
