@@ -4,6 +4,8 @@ the executor profile as ConfigMaps, and the scheduled checks of the manual's dai
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +47,11 @@ def scheduled_runbooks(s: Schedules) -> list[ScheduledRunbook]:
         ScheduledRunbook("evening-check", s.evening_check, 3600),
         ScheduledRunbook("weekly-db-maintenance", s.weekly_db_maintenance, 7200),  # Monday 02:00 - 04:00
     ]
+
+
+def files_digest(files: dict[str, str]) -> str:
+    """sha256 of a ConfigMap's data: a pod template that carries it rolls when the data changes."""
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
 
 
 def runbook_files(directory: Path) -> dict[str, str]:
@@ -170,6 +177,8 @@ class Operations(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role, self.service_account]),
         )
         files = runbook_files(args.runbooks_dir)
+        # The receiver reads the runbooks only at start-up: its pods carry this digest, to roll on a change.
+        self.runbooks_digest = files_digest(files)
         # Immutable: the remediation Role may update ConfigMaps (its run records), never these two. A change
         # replaces the ConfigMap; its name is fixed, so the old one is deleted first.
         fixed_name = pulumi.ResourceOptions(parent=self, delete_before_replace=True)

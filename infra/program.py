@@ -75,6 +75,7 @@ def build_platform(settings: Settings) -> dict[str, pulumi.Input[object]]:
             image=settings.remediation.image,
             runbooks_config_map=ops.runbooks.metadata.name,
             profile_config_map=ops.profile.metadata.name,
+            runbooks_digest=ops.runbooks_digest,
         ),
         opts=opts,
     )

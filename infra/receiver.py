@@ -37,6 +37,9 @@ RECEIVER_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 
+RUNBOOKS_DIGEST_ANNOTATION = "shorts.ops/runbooks-sha256"
+
+
 @dataclass(frozen=True)
 class AlertReceiverArgs:
     namespace: pulumi.Input[str]
@@ -45,6 +48,9 @@ class AlertReceiverArgs:
     image: str  # the remediation image: `remediation serve` here, `remediation run` in the Jobs it creates
     runbooks_config_map: pulumi.Input[str]
     profile_config_map: pulumi.Input[str]
+    # sha256 of the runbooks: a changed set replaces the immutable ConfigMap under the same name, which alone
+    # would not restart the receiver, and it loads the runbooks only when it starts.
+    runbooks_digest: str = ""
 
 
 def receiver_rules() -> list[Obj]:
@@ -152,7 +158,10 @@ def deployment_spec(args: AlertReceiverArgs) -> Obj:
         "selector": {"matchLabels": meta.selector(NAME)},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
         "template": {
-            "metadata": {"labels": meta.labels(NAME, COMPONENT)},
+            "metadata": {
+                "labels": meta.labels(NAME, COMPONENT),
+                "annotations": {RUNBOOKS_DIGEST_ANNOTATION: args.runbooks_digest},
+            },
             "spec": pod_spec(args),
         },
     }

@@ -196,11 +196,9 @@ class ConfigMapRecordStore:
 
     def error_for(self, what: str, exc: Exception) -> RecordStoreError:
         if isinstance(exc, k8s.ApiException):
-            status = exc.status or 0
-            try:
-                detail = json.loads(exc.body or "{}").get("message") or exc.reason
-            except ValueError:
-                detail = exc.reason
+            from remediation.actions.kubernetes import api_error_detail
+
+            status, detail = api_error_detail(exc)
             if status in (401, 403):
                 return RecordStoreError(
                     f"{what} in {self.where()}: forbidden ({detail}); these credentials may not "

@@ -71,13 +71,18 @@ def build_api_client(profile: Mapping[str, Any]) -> k8s.ApiClient:
 client_factory: Callable[[Mapping[str, Any]], k8s.ApiClient] = build_api_client
 
 
+def api_error_detail(exc: Any) -> tuple[int, str]:
+    """An ApiException's status and the API server's own message (its reason phrase when there is none)."""
+    try:
+        detail = json.loads(exc.body or "{}").get("message") or exc.reason
+    except ValueError:
+        detail = exc.reason
+    return exc.status or 0, str(detail)
+
+
 def _error(exc: Exception, what: str) -> ActionError:
     if isinstance(exc, k8s.ApiException):
-        status = exc.status or 0
-        try:
-            detail = json.loads(exc.body or "{}").get("message") or exc.reason
-        except ValueError:
-            detail = exc.reason
+        status, detail = api_error_detail(exc)
         output = {"status": status, "detail": detail}
         if status in (409, 429) or status >= 500:
             return TemporaryError(f"{what}: the API server answered {status} ({detail}); retry", output)

@@ -9,6 +9,8 @@ import pytest
 
 from infra import evaluate as evaluate_module
 from infra.evaluate import Evaluation, evaluate
+from infra.operations import RUNBOOKS_DIR, files_digest, runbook_files
+from infra.receiver import RUNBOOKS_DIGEST_ANNOTATION
 
 # The names the executor reads (remediation/records.py); infra and remediation share no code.
 RECORD_ENV = [
@@ -65,5 +67,18 @@ def test_changed_runbooks_replace_the_configmap_deleting_the_old_one_first(
     evaluate("local")
     assert _OptionsMonitor.seen["kubernetes:core/v1:ConfigMap::runbooks"] is True
     assert _OptionsMonitor.seen["kubernetes:core/v1:ConfigMap::remediation-profile"] is True
-    # an option the monitor really reads: a ConfigMap that is not replaced this way says False
-    assert _OptionsMonitor.seen["kubernetes:core/v1:ConfigMap::app-policy"] is False
+    assert _OptionsMonitor.seen["kubernetes:core/v1:ConfigMap::app-policy"] is True
+    # an option the monitor really reads: a resource that is not replaced this way says False
+    assert _OptionsMonitor.seen["kubernetes:rbac.authorization.k8s.io/v1:Role::remediation-role"] is False
+
+
+def test_the_receiver_rolls_when_the_runbooks_change(evaluation: Evaluation) -> None:
+    """A changed runbook set replaces the immutable ConfigMap under the same name; the receiver reads runbooks
+    only at start-up, so its pod template carries their digest, and a new digest is a new rollout."""
+    receiver = next(d for d in evaluation.of_kind("Deployment") if "receiver" in d.name)
+    annotations = receiver.inputs["spec"]["template"]["metadata"]["annotations"]
+    runbooks = evaluation.named("ConfigMap", "runbooks").inputs["data"]
+    assert annotations[RUNBOOKS_DIGEST_ANNOTATION] == files_digest(runbooks)
+    assert files_digest(runbooks) == files_digest(runbook_files(RUNBOOKS_DIR))
+    changed = {**runbooks, "api-restart.yaml": runbooks["api-restart.yaml"] + "\n# changed\n"}
+    assert files_digest(changed) != files_digest(runbooks)
