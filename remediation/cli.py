@@ -337,7 +337,7 @@ def _run(args: argparse.Namespace, registry: ActionRegistry) -> int:
     trigger = _load_trigger(args.trigger)
     state = state_dir(args.state_dir)
     # Checked before anything runs: a bad $REMEDIATION_RECORDS is an input error, not a failed run.
-    cluster_store = store_from_env(state, _connection(profile))
+    cluster_store = store_from_env(_connection(profile))
     previous: dict[str, Any] = {}
     if args.from_step:
         store: RecordStore = cluster_store or FileRecordStore(state)
@@ -364,7 +364,12 @@ def _run(args: argparse.Namespace, registry: ActionRegistry) -> int:
     reporter = TextReporter(sys.stdout) if args.output == "text" else NullReporter()
     interactive = sys.stdin.isatty() and not args.yes
     executor = Executor(
-        registry, state=state, reporter=reporter, assume_yes=args.yes, prompt=_ask if interactive else None
+        registry,
+        state=state,
+        reporter=reporter,
+        assume_yes=args.yes,
+        prompt=_ask if interactive else None,
+        records=cluster_store,
     )
     result = asyncio.run(
         executor.run(

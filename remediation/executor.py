@@ -44,7 +44,7 @@ from remediation.expressions import ExpressionError, evaluate, truthy
 from remediation.expressions import references as expression_refs
 from remediation.guards import FileGuardStore, GuardStore, Lease
 from remediation.model import Runbook, Step
-from remediation.records import Recorder, now_iso, state_dir
+from remediation.records import Recorder, RecordStore, now_iso, state_dir
 from remediation.results import EXIT_CODES, EXIT_DENIED, NullReporter, Reporter, RunResult, StepResult
 from remediation.schemas import validate_with_schema
 from remediation.secrets import Redactor, SecretSource
@@ -93,6 +93,7 @@ class Executor:
         assume_yes: bool = False,
         prompt: Prompt | None = None,
         environ: Mapping[str, str] | None = None,
+        records: RecordStore | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.time,
@@ -104,6 +105,7 @@ class Executor:
         self.assume_yes = assume_yes
         self.prompt = prompt
         self.environ = environ
+        self.records = records  # where run records go besides the state directory (the cluster's ConfigMaps)
         self.sleep = sleep
         self.rand = rand
         self.clock = clock
@@ -207,7 +209,7 @@ class _Run:
         self.profile = dict(profile)
         self.redact = Redactor()
         self.secrets = SecretSource(self.redact, executor.environ)
-        self.recorder = Recorder(executor.state, self.redact)
+        self.recorder = Recorder(executor.state, self.redact, executor.records)
         self.only_step = only_step
         self.start_at = start_at
         self.id = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{runbook.name}-{uuid.uuid4().hex[:6]}"

@@ -131,7 +131,7 @@ class FileRecordStore:
 
 
 def store_from_env(
-    directory: Path, connection: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    connection: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
 ) -> RecordStore | None:
     """The extra store $REMEDIATION_RECORDS selects (None: files only). Bad values are a RunbookInvalid."""
     env = os.environ if environ is None else environ
@@ -170,7 +170,7 @@ class Recorder:
         self.redact = redact
         self.audit_path = directory / "audit.jsonl"
         self.files = FileRecordStore(directory)
-        self.store = store if store is not None else store_from_env(directory)
+        self.store = store
         self._made = False
         self._warned = False
 
@@ -184,15 +184,14 @@ class Recorder:
             document["job"] = job
         path = Path(self.files.save(document))
         if self.store is not None:
-            self._save_elsewhere(document)
+            self._save_elsewhere(self.store, document)
         return path
 
-    def _save_elsewhere(self, document: Mapping[str, Any]) -> None:
+    def _save_elsewhere(self, store: RecordStore, document: Mapping[str, Any]) -> None:
         # The file copy is already safe: a cluster that is unreachable for a moment must not end the run.
         # Each save writes the whole record, so the next successful one repairs a missed one.
-        assert self.store is not None
         try:
-            self.store.save(document)
+            store.save(document)
         except Exception as err:  # any failure of the remote store is reported, never fatal
             if not self._warned:
                 print(f"warning: run record not saved to the cluster: {err}", file=sys.stderr)

@@ -158,7 +158,7 @@ def request(
 
 
 class ConfigMapRecordStore:
-    """RecordStore on ConfigMaps. `connection` holds kubeconfig/kube_context; None: the record's profile."""
+    """RecordStore on ConfigMaps; `connection`: kubeconfig/kube_context (empty: in-cluster or default)."""
 
     def __init__(
         self,
@@ -167,21 +167,20 @@ class ConfigMapRecordStore:
         hint: str = "set kubeconfig (and kube_context) in the profile",
     ) -> None:
         self.namespace = namespace
-        self.connection = None if connection is None else dict(connection)
+        self.connection = dict(connection or {})
         self.hint = hint  # what to change when no client can be configured (the CLI says: its flags)
         self._api: k8s.ApiClient | None = None
         self._versions: dict[str, str] = {}  # ConfigMap name -> the resourceVersion this store last wrote
 
     # --- the client ------------------------------------------------------------------------------
 
-    def api(self, profile: Mapping[str, Any] | None = None) -> k8s.ApiClient:
-        """The client (built once). Without a connection of its own, the run's profile chooses it."""
+    def api(self) -> k8s.ApiClient:
+        """The client, built once from the connection."""
         if self._api is None:
             from remediation.actions import kubernetes as kube_actions  # the actions' credentials
 
-            connection = self.connection if self.connection is not None else dict(profile or {})
             try:
-                self._api = kube_actions.client_factory(connection)
+                self._api = kube_actions.client_factory(self.connection)
             except RemediationError as err:
                 # the actions' message ends in their own hint (the profile's keys); ours fits the caller
                 detail = str(err).rsplit("; ", 1)[0]
@@ -189,7 +188,7 @@ class ConfigMapRecordStore:
         return self._api
 
     def where(self) -> str:
-        config = self.connection or {}
+        config = self.connection
         kubeconfig = config.get("kubeconfig") or "the default kubeconfig"
         context = f", context {config['kube_context']}" if config.get("kube_context") else ""
         return f"namespace {self.namespace} ({kubeconfig}{context})"
@@ -215,8 +214,7 @@ class ConfigMapRecordStore:
     def save(self, record: Mapping[str, Any]) -> str:
         body = configmap_body(record, self.namespace)
         name = body["metadata"]["name"]
-        profile = record.get("profile") if isinstance(record.get("profile"), Mapping) else None
-        api = self.api(profile)
+        api = self.api()
         try:
             self._write(api, name, body)
         except (k8s.ApiException, *TRANSPORT_ERRORS) as exc:

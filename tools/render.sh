@@ -31,8 +31,5 @@ if ! pulumi stack export --stack "$STACK" | rendered missing "$out" >/dev/null; 
 fi
 
 log "pulumi up --stack $STACK --policy-pack policy (renders into $out)"
-start=$(date +%s)
-pulumi up --yes --stack "$STACK" --policy-pack "$PROJECT_DIR/policy" --non-interactive ||
-  fail "rendering stack $STACK failed (see the messages above)" \
-    "fix what they name (a policy violation names its rule; a setting error names the \`pulumi config set\` that fixes it), then run \`make render\` again"
-log "wrote $(rendered count "$out") manifests to $out in $(( $(date +%s) - start ))s"
+up_with_policy render
+log "wrote $(rendered count "$out") manifests to $out in ${UP_SECONDS}s"

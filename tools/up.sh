@@ -28,11 +28,8 @@ fi
 
 select_stack
 log "pulumi up --stack $STACK --policy-pack policy (backend $PULUMI_BACKEND_URL)"
-start=$(date +%s)
-pulumi up --yes --stack "$STACK" --policy-pack "$PROJECT_DIR/policy" --non-interactive ||
-  fail "pulumi up of stack $STACK failed (see the messages above)" \
-    "fix what they name (a policy violation names its rule; a setting error names the \`pulumi config set\` that fixes it), then run \`make up\` again; \`make down\` removes what was created"
-log "pulumi up finished in $(( $(date +%s) - start ))s"
+up_with_policy up "\`make down\` removes what was created"
+log "pulumi up finished in ${UP_SECONDS}s"
 
 echo
 echo "== stack outputs ($STACK)"

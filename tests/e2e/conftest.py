@@ -84,6 +84,33 @@ class Cluster:
         return client.ApiClient(conf)
 
 
+def bound_service_account_token(
+    admin: client.ApiClient, namespace: str, name: str, rules: list[dict[str, Any]]
+) -> str:
+    """A one-hour token of a new ServiceAccount `name`, bound to a new Role `name` with exactly `rules`.
+
+    Returns once the binding is in force (RBAC caches settle within moments), checked on the first rule.
+    """
+    core, rbac = client.CoreV1Api(admin), client.RbacAuthorizationV1Api(admin)
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": name}, "rules": rules})
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+    })  # fmt: skip
+    token = core.create_namespaced_service_account_token(
+        name, namespace, {"spec": {"expirationSeconds": 3600}}
+    ).status.token
+    first = rules[0]
+    attributes = {"namespace": namespace, "verb": first["verbs"][0], "group": first["apiGroups"][0]}
+    attributes["resource"] = first["resources"][0]
+    review = {"spec": {"user": f"system:serviceaccount:{namespace}:{name}", "resourceAttributes": attributes}}
+    auth = client.AuthorizationV1Api(admin)
+    eventually(lambda: auth.create_subject_access_review(review).status.allowed, what=f"RoleBinding {name}")
+    return str(token)
+
+
 def write_token_kubeconfig(admin: client.ApiClient, token: str, path: Path) -> Path:
     """A kubeconfig for the admin's cluster that holds only `token`: what a ServiceAccount's Job has."""
     conf = admin.configuration

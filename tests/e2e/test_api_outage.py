@@ -93,7 +93,8 @@ def run_through_an_outage(
     return Outage(run.returncode, json.loads(stdout), state, profile_file, before)
 
 
-def test_api_server_outage_mid_run_retries_records_nothing_done_and_escalates(
+@pytest.fixture
+def outage(
     cluster: Cluster,
     k8s: client.ApiClient,
     namespace: str,
@@ -101,9 +102,16 @@ def test_api_server_outage_mid_run_retries_records_nothing_done_and_escalates(
     shorts: ShortsStub,  # noqa: F811
     slack: SlackStub,  # noqa: F811
     tmp_path: Path,
-) -> None:
-    outage = run_through_an_outage(cluster, k8s, namespace, profile["kubeconfig"], shorts, slack, tmp_path)
+) -> Outage:
+    return run_through_an_outage(cluster, k8s, namespace, profile["kubeconfig"], shorts, slack, tmp_path)
 
+
+def test_api_server_outage_mid_run_retries_records_nothing_done_and_escalates(
+    k8s: client.ApiClient,
+    namespace: str,
+    outage: Outage,
+    slack: SlackStub,  # noqa: F811
+) -> None:
     # The restart step ran while the API server was down: it retried, and is recorded as not done.
     steps = by_id(outage.result)
     restart = steps["restart"]
@@ -127,15 +135,12 @@ def test_api_server_outage_mid_run_retries_records_nothing_done_and_escalates(
 
 
 def test_after_the_outage_the_run_resumes_at_the_step_not_done(
-    cluster: Cluster,
     k8s: client.ApiClient,
     namespace: str,
-    profile: dict[str, str],  # noqa: F811
+    outage: Outage,
     shorts: ShortsStub,  # noqa: F811
     slack: SlackStub,  # noqa: F811
-    tmp_path: Path,
 ) -> None:
-    outage = run_through_an_outage(cluster, k8s, namespace, profile["kubeconfig"], shorts, slack, tmp_path)
     assert by_id(outage.result)["restart"]["outcome"] == "failed"
 
     # Resumed at the step that was not done, with the first run's outputs; the restart heals the service.

@@ -16,7 +16,7 @@ import pytest
 from kubernetes import client
 
 from remediation.errors import PermanentError
-from tests.e2e.conftest import Cluster, eventually, write_token_kubeconfig
+from tests.e2e.conftest import Cluster, bound_service_account_token, eventually, write_token_kubeconfig
 from tests.servers.context import RecordingContext, run_action
 
 pytestmark = pytest.mark.e2e
@@ -47,35 +47,8 @@ REMEDIATION_RULES = [
 @pytest.fixture
 def profile(cluster: Cluster, k8s: client.ApiClient, namespace: str, tmp_path: Path) -> dict[str, str]:
     """An executor profile whose kubeconfig authenticates as the namespace's remediation ServiceAccount."""
-    core, rbac = client.CoreV1Api(k8s), client.RbacAuthorizationV1Api(k8s)
-    core.create_namespaced_service_account(namespace, {"metadata": {"name": "remediation"}})
-    rbac.create_namespaced_role(namespace, {"metadata": {"name": "remediation"}, "rules": REMEDIATION_RULES})
-    rbac.create_namespaced_role_binding(
-        namespace,
-        {
-            "metadata": {"name": "remediation"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "remediation"},
-            "subjects": [{"kind": "ServiceAccount", "name": "remediation", "namespace": namespace}],
-        },
-    )
-    token = core.create_namespaced_service_account_token(
-        "remediation", namespace, {"spec": {"expirationSeconds": 3600}}
-    ).status.token
+    token = bound_service_account_token(k8s, namespace, "remediation", REMEDIATION_RULES)
     path = write_token_kubeconfig(k8s, token, tmp_path / "remediation.kubeconfig")
-    # RBAC caches settle within moments; wait until the binding is in force before testing through it.
-    auth = client.AuthorizationV1Api(k8s)
-    review = {
-        "spec": {
-            "user": f"system:serviceaccount:{namespace}:remediation",
-            "resourceAttributes": {
-                "namespace": namespace,
-                "verb": "patch",
-                "group": "apps",
-                "resource": "deployments",
-            },
-        }
-    }
-    eventually(lambda: auth.create_subject_access_review(review).status.allowed, what="the RoleBinding")
     return {"kubeconfig": str(path)}
 
 

@@ -26,7 +26,7 @@ from remediation.receiver.guards_cluster import STATE_ANNOTATION, LeaseGuardStor
 from remediation.receiver.jobs import JobTemplate
 from remediation.receiver.jobs_cluster import KubernetesJobLauncher
 from remediation.receiver.server import ReceiverServer, TokenSource
-from tests.e2e.conftest import Cluster, eventually
+from tests.e2e.conftest import Cluster, bound_service_account_token, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -69,21 +69,9 @@ RECEIVER_RULES = [
 
 
 def receiver_token(k8s: client.ApiClient, namespace: str) -> str:
-    core, rbac = client.CoreV1Api(k8s), client.RbacAuthorizationV1Api(k8s)
-    for name in ("remediation-receiver", "remediation"):
-        core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
-    rbac.create_namespaced_role(
-        namespace, {"metadata": {"name": "remediation-receiver"}, "rules": RECEIVER_RULES}
-    )
-    rbac.create_namespaced_role_binding(namespace, {
-        "metadata": {"name": "remediation-receiver"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "remediation-receiver"},
-        "subjects": [{"kind": "ServiceAccount", "name": "remediation-receiver", "namespace": namespace}],
-    })  # fmt: skip
-    request = core.create_namespaced_service_account_token(
-        "remediation-receiver", namespace, {"spec": {"expirationSeconds": 3600}}
-    )
-    return str(request.status.token)
+    """The receiver's own token; the `remediation` ServiceAccount its Jobs run as exists, without rights."""
+    client.CoreV1Api(k8s).create_namespaced_service_account(namespace, {"metadata": {"name": "remediation"}})
+    return bound_service_account_token(k8s, namespace, "remediation-receiver", RECEIVER_RULES)
 
 
 @dataclass

@@ -31,7 +31,13 @@ from infra.rbac import remediation_rules
 from remediation.receiver.jobs import JobTemplate, LaunchRequest, build_job
 from remediation.receiver.mapping import Target
 from remediation.receiver.payload import Alert
-from tests.e2e.conftest import PROJECT_DIR, Cluster, eventually, write_token_kubeconfig
+from tests.e2e.conftest import (
+    PROJECT_DIR,
+    Cluster,
+    bound_service_account_token,
+    write_token_kubeconfig,
+)
+from tests.e2e.test_cluster_actions import deployment
 
 pytestmark = pytest.mark.e2e
 
@@ -143,51 +149,16 @@ class Site:
         return (template.metadata.annotations or {}).get("kubectl.kubernetes.io/restartedAt")
 
 
-def _remediation_identity(admin: client.ApiClient, namespace: str) -> str:
-    """The remediation ServiceAccount, bound to the Role infra declares; returns a token for it."""
-    core, rbac = client.CoreV1Api(admin), client.RbacAuthorizationV1Api(admin)
-    core.create_namespaced_service_account(namespace, {"metadata": {"name": "remediation"}})
-    rbac.create_namespaced_role(
-        namespace, {"metadata": {"name": "remediation"}, "rules": remediation_rules()}
-    )
-    rbac.create_namespaced_role_binding(namespace, {
-        "metadata": {"name": "remediation"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "remediation"},
-        "subjects": [{"kind": "ServiceAccount", "name": "remediation", "namespace": namespace}],
-    })  # fmt: skip
-    token = core.create_namespaced_service_account_token(
-        "remediation", namespace, {"spec": {"expirationSeconds": 3600}}
-    ).status.token
-    review = {
-        "spec": {
-            "user": f"system:serviceaccount:{namespace}:remediation",
-            "resourceAttributes": {"namespace": namespace, "verb": "create", "resource": "configmaps"},
-        }
-    }
-    auth = client.AuthorizationV1Api(admin)
-    eventually(lambda: auth.create_subject_access_review(review).status.allowed, what="the RoleBinding")
-    return str(token)
-
-
 @pytest.fixture
 def site(cluster: Cluster, k8s: client.ApiClient, namespace: str, tmp_path: Path) -> Site:
-    token = _remediation_identity(k8s, namespace)
+    token = bound_service_account_token(k8s, namespace, "remediation", remediation_rules())
     sa_kubeconfig = write_token_kubeconfig(k8s, token, tmp_path / "remediation.kubeconfig")
     runbooks = tmp_path / "runbooks"
     runbooks.mkdir()
     (runbooks / "records-demo.yaml").write_text(RUNBOOK)
     profile = tmp_path / "profile.yaml"
     profile.write_text(yaml.safe_dump({"kubeconfig": str(sa_kubeconfig), "namespace": namespace}))
-    labels = {"app": "api"}
-    client.AppsV1Api(k8s).create_namespaced_deployment(namespace, {
-        "metadata": {"name": "api"},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels},
-                         "spec": {"containers": [{"name": "api", "image": "registry.invalid/api:1.0"}]}},
-        },
-    })  # fmt: skip
+    client.AppsV1Api(k8s).create_namespaced_deployment(namespace, deployment("api", 1))
     client.BatchV1Api(k8s).create_namespaced_cron_job(namespace, {
         "metadata": {"name": "nightly"},
         "spec": {

@@ -1,4 +1,4 @@
-# Sourced by tools/up.sh and tools/down.sh: the engine, the cluster and the stack they share.
+# Sourced by tools/up.sh, tools/down.sh and tools/render.sh: the engine, the cluster and the stack they share.
 # shellcheck shell=bash
 # shellcheck source=../lib.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/lib.sh"
@@ -41,4 +41,14 @@ select_stack() {
   pulumi stack select --create "$STACK" --non-interactive >/dev/null ||
     fail "could not select or create stack $STACK in $PULUMI_BACKEND_URL" \
       "check that Pulumi.yaml exists in $PROJECT_DIR and that $PULUMI_BACKEND_URL is writable"
+}
+
+# up_with_policy TARGET [MORE]: `pulumi up --yes` of $STACK with the project's policy pack. On failure it says how
+# to fix it and to run `make TARGET` again (MORE is added to that advice); on success UP_SECONDS holds its time.
+up_with_policy() {
+  local start=$SECONDS
+  pulumi up --yes --stack "$STACK" --policy-pack "$PROJECT_DIR/policy" --non-interactive ||
+    fail "pulumi up of stack $STACK failed (see the messages above)" \
+      "fix what they name (a policy violation names its rule; a setting error names the \`pulumi config set\` that fixes it), then run \`make $1\` again${2:+; $2}"
+  UP_SECONDS=$((SECONDS - start))
 }

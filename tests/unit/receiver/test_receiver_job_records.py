@@ -19,7 +19,6 @@ def test_the_job_records_its_run_in_a_configmap_of_its_own_namespace(harness: Ha
     }
     # the executor, given what the pod would see, selects the ConfigMap store in that namespace
     store = store_from_env(
-        harness.log_path.parent,
         environ={"REMEDIATION_RECORDS": "configmaps", "REMEDIATION_NAMESPACE": "shorts"},
     )
     assert store is not None and store.where().startswith("namespace shorts")

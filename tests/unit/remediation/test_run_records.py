@@ -234,20 +234,19 @@ def test_the_equivalent_command_can_be_pasted_into_a_shell() -> None:
 # ---- selecting the store, and the Recorder ---------------------------------------------------------
 
 
-def test_the_store_is_chosen_explicitly(tmp_path: Path) -> None:
-    assert store_from_env(tmp_path, environ={}) is None  # files only: the default
-    assert store_from_env(tmp_path, environ={"REMEDIATION_RECORDS": "files"}) is None
+def test_the_store_is_chosen_explicitly() -> None:
+    assert store_from_env(environ={}) is None  # files only: the default
+    assert store_from_env(environ={"REMEDIATION_RECORDS": "files"}) is None
     store = store_from_env(
-        tmp_path,
         {"kubeconfig": "/k"},
         environ={"REMEDIATION_RECORDS": "configmaps", "REMEDIATION_NAMESPACE": "ops"},
     )
     assert isinstance(store, ConfigMapRecordStore) and store.namespace == "ops"
     assert store.where() == "namespace ops (/k)"
     with pytest.raises(RunbookInvalid, match="use files or configmaps"):
-        store_from_env(tmp_path, environ={"REMEDIATION_RECORDS": "etcd"})
+        store_from_env(environ={"REMEDIATION_RECORDS": "etcd"})
     with pytest.raises(RunbookInvalid, match="needs the namespace"):
-        store_from_env(tmp_path, environ={"REMEDIATION_RECORDS": "configmaps"})
+        store_from_env(environ={"REMEDIATION_RECORDS": "configmaps"})
 
 
 class MemoryStore:
@@ -276,31 +275,19 @@ class MemoryStore:
         return self.saved[-limit:]
 
 
-def _run(registry: Any, state: Path, steps: list[dict[str, Any]]) -> Any:
+def _run(registry: Any, state: Path, steps: list[dict[str, Any]], records: MemoryStore | None = None) -> Any:
     import asyncio
 
     book = build(registry, steps, guards={"cooldown": "1s"})
-    return asyncio.run(Executor(registry, state=state).run(book, {}, {}))
-
-
-@pytest.fixture
-def use_store(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Makes the Recorder's selected store (what $REMEDIATION_RECORDS would choose) the given one."""
-    from remediation import records as records_module
-
-    def use(store: MemoryStore) -> MemoryStore:
-        monkeypatch.setattr(records_module, "store_from_env", lambda *args, **kwargs: store)
-        return store
-
-    return use
+    return asyncio.run(Executor(registry, state=state, records=records).run(book, {}, {}))
 
 
 def test_the_cluster_copy_is_saved_where_the_file_is_and_names_the_job(
-    registry: Any, script: Script, state: Path, monkeypatch: pytest.MonkeyPatch, use_store: Any
+    registry: Any, script: Script, state: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("REMEDIATION_JOB_NAME", "rm-test-book-0123456789")
     script.failures["b"] = ["perm"]
-    store = use_store(MemoryStore())
+    store = MemoryStore()
     result = _run(
         registry,
         state,
@@ -308,6 +295,7 @@ def test_the_cluster_copy_is_saved_where_the_file_is_and_names_the_job(
             {"id": "a", "action": "t.change", "with": {"key": "a"}},
             {"id": "b", "action": "t.step", "with": {"key": "b"}},
         ],
+        records=store,
     )
     # started, after the mutating step, finished: as the file store
     assert [len(r["steps"]) for r in store.saved] == [0, 1, 2]
@@ -317,10 +305,10 @@ def test_the_cluster_copy_is_saved_where_the_file_is_and_names_the_job(
 
 
 def test_an_unreachable_cluster_store_does_not_end_the_run(
-    registry: Any, script: Script, state: Path, capsys: pytest.CaptureFixture[str], use_store: Any
+    registry: Any, script: Script, state: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use_store(MemoryStore(broken=True))
-    result = _run(registry, state, [{"id": "a", "action": "t.change", "with": {"key": "a"}}])
+    steps = [{"id": "a", "action": "t.change", "with": {"key": "a"}}]
+    result = _run(registry, state, steps, records=MemoryStore(broken=True))
     assert result.outcome == "success" and json.loads(result.record_path.read_text())["outcome"] == "success"
     err = capsys.readouterr().err
     assert err.count("warning: run record not saved to the cluster: API server unreachable") == 1
